@@ -1,0 +1,136 @@
+/**
+ * Wire <-> engine conversion for etcd's KV messages (proto-loader objects:
+ * snake_case fields, int64 as decimal strings, enums as CamelCase names).
+ */
+import { KeyValue } from "../backend/mvcc";
+import { KeyString, keyToString, keyToBytes } from "../persist/encoding";
+import { MergekvError } from "../errors";
+import {
+  Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResult, OpResult, PutRequest, PutResult,
+  RangeRequest, RangeResult, RequestOp, SortOrder, SortTarget, TxnRequest, TxnResult,
+} from "../frontend/requests";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type Wire = Record<string, any>;
+
+const EMPTY = Buffer.alloc(0);
+
+/** int64 from the wire (string or number) to a safe JS number; etcd's revisions and counts fit. */
+export function int(v: unknown, field: string): number {
+  if (v === undefined || v === null || v === "") return 0;
+  const n = typeof v === "number" ? v : Number(v);
+  if (!Number.isSafeInteger(n)) throw new MergekvError("InvalidArgument", `mergekv: ${field} ${String(v)} is out of range`);
+  return n;
+}
+
+const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : EMPTY);
+const key = (b: unknown): KeyString => keyToString(bytes(b));
+
+function pick<T extends string>(v: unknown, table: Record<string, T>, field: string): T {
+  const name = String(v ?? Object.keys(table)[0]);
+  const out = table[name];
+  if (!out) throw new MergekvError("InvalidArgument", `mergekv: unknown ${field} ${name}`);
+  return out;
+}
+
+const SORT_ORDER: Record<string, SortOrder> = { None: "NONE", Ascend: "ASCEND", Descend: "DESCEND" };
+const SORT_TARGET: Record<string, SortTarget> = { Key: "KEY", Version: "VERSION", Create: "CREATE", Mod: "MOD", Value: "VALUE" };
+const CMP_RESULT: Record<string, CompareResult> = { Equal: "EQUAL", Greater: "GREATER", Less: "LESS", NotEqual: "NOT_EQUAL" };
+const CMP_TARGET: Record<string, CompareTarget> = { Version: "VERSION", Create: "CREATE", Mod: "MOD", Value: "VALUE", Lease: "LEASE" };
+
+export function toRange(w: Wire): RangeRequest {
+  return {
+    key: key(w.key),
+    rangeEnd: key(w.range_end),
+    limit: int(w.limit, "limit"),
+    revision: int(w.revision, "revision"),
+    sortOrder: pick(w.sort_order, SORT_ORDER, "sort_order"),
+    sortTarget: pick(w.sort_target, SORT_TARGET, "sort_target"),
+    serializable: !!w.serializable,
+    keysOnly: !!w.keys_only,
+    countOnly: !!w.count_only,
+    minModRevision: int(w.min_mod_revision, "min_mod_revision"),
+    maxModRevision: int(w.max_mod_revision, "max_mod_revision"),
+    minCreateRevision: int(w.min_create_revision, "min_create_revision"),
+    maxCreateRevision: int(w.max_create_revision, "max_create_revision"),
+  };
+}
+
+export function toPut(w: Wire): PutRequest {
+  return {
+    key: key(w.key),
+    value: bytes(w.value),
+    lease: int(w.lease, "lease"),
+    prevKv: !!w.prev_kv,
+    ignoreValue: !!w.ignore_value,
+    ignoreLease: !!w.ignore_lease,
+  };
+}
+
+export function toDeleteRange(w: Wire): DeleteRangeRequest {
+  return { key: key(w.key), rangeEnd: key(w.range_end), prevKv: !!w.prev_kv };
+}
+
+function toCompare(w: Wire): Compare {
+  const target = pick(w.target, CMP_TARGET, "compare target");
+  const field = { VERSION: "version", CREATE: "create_revision", MOD: "mod_revision", VALUE: "value", LEASE: "lease" }[target];
+  return {
+    key: key(w.key),
+    rangeEnd: key(w.range_end),
+    target,
+    result: pick(w.result, CMP_RESULT, "compare result"),
+    number: target === "VALUE" ? 0 : int(w[field], field),
+    value: target === "VALUE" ? bytes(w.value) : EMPTY,
+  };
+}
+
+function toOp(w: Wire): RequestOp {
+  if (w.request_range) return { range: toRange(w.request_range) };
+  if (w.request_put) return { put: toPut(w.request_put) };
+  if (w.request_delete_range) return { deleteRange: toDeleteRange(w.request_delete_range) };
+  if (w.request_txn) return { txn: toTxn(w.request_txn) };
+  throw new MergekvError("InvalidArgument", "mergekv: txn operation with no request");
+}
+
+export function toTxn(w: Wire): TxnRequest {
+  return {
+    compare: (w.compare ?? []).map(toCompare),
+    success: (w.success ?? []).map(toOp),
+    failure: (w.failure ?? []).map(toOp),
+  };
+}
+
+export function fromKv(kv: KeyValue): Wire {
+  return {
+    key: keyToBytes(kv.key),
+    create_revision: String(kv.create),
+    mod_revision: String(kv.mod),
+    version: String(kv.version),
+    value: Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength),
+    lease: String(kv.lease),
+  };
+}
+
+export function fromRange(r: RangeResult): Wire {
+  return { kvs: r.kvs.map(fromKv), more: r.more, count: String(r.count) };
+}
+
+export function fromPut(r: PutResult): Wire {
+  return r.prevKv ? { prev_kv: fromKv(r.prevKv) } : {};
+}
+
+export function fromDeleteRange(r: DeleteRangeResult): Wire {
+  return { deleted: String(r.deleted), prev_kvs: r.prevKvs.map(fromKv) };
+}
+
+/** Sub-responses carry a header with the revision only, as etcd's. */
+export function fromTxn(r: TxnResult, revision: number): Wire {
+  const header = { revision: String(revision) };
+  const op = (o: OpResult): Wire => {
+    if ("range" in o) return { response_range: { header, ...fromRange(o.range) } };
+    if ("put" in o) return { response_put: { header, ...fromPut(o.put) } };
+    if ("deleteRange" in o) return { response_delete_range: { header, ...fromDeleteRange(o.deleteRange) } };
+    return { response_txn: { header, ...fromTxn(o.txn, revision) } };
+  };
+  return { succeeded: r.succeeded, responses: r.responses.map(op) };
+}

@@ -1,0 +1,63 @@
+/**
+ * The one place where every unary RPC is checked, its error translated
+ * through ERROR_TABLE, and its header filled: handlers only call the engine.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { ERROR_TABLE, MergekvError, isMergekvError } from "../errors";
+import { requestBytes } from "./proto";
+import { Wire } from "./convert";
+
+/** etcd's --max-request-bytes default: larger requests get "request is too large". */
+export const REQUEST_BYTES_MAX = 1.5 * 1024 * 1024;
+/** Go gRPC's receive limit in etcd (request limit + 512 KiB overhead). */
+export const MESSAGE_BYTES_MAX = REQUEST_BYTES_MAX + 512 * 1024;
+/** grpc-js's own receive limit: what is over MESSAGE_BYTES_MAX but under this gets etcd's exact error. */
+export const TRANSPORT_BYTES_MAX = 64 * 1024 * 1024;
+
+export interface HeaderSource {
+  clusterId: string;
+  memberId: string;
+  raftTerm: number;
+}
+
+/** A handler's answer: the response body and the revision its header carries. */
+export interface Answer {
+  revision: number;
+  body: Wire;
+}
+
+export type UnaryHandler = (req: Wire) => Promise<Answer>;
+
+export function unary(headers: HeaderSource, handle: UnaryHandler, onError?: (e: unknown) => void): grpc.handleUnaryCall<Wire, Wire> {
+  return (call, callback) => {
+    const req = call.request;
+    const size = requestBytes(req);
+    let work: Promise<Answer>;
+    if (size > MESSAGE_BYTES_MAX) {
+      work = Promise.reject(new MergekvError("MessageTooLarge", `grpc: received message larger than max (${size} vs. ${MESSAGE_BYTES_MAX})`));
+    } else if (size > REQUEST_BYTES_MAX) {
+      work = Promise.reject(new MergekvError("RequestTooLarge"));
+    } else {
+      work = handle(req);
+    }
+    work.then(
+      (a) => callback(null, { header: header(headers, a.revision), ...a.body }),
+      (e) => {
+        if (!isMergekvError(e) || e.code === "Internal") onError?.(e);
+        callback(toServiceError(e));
+      },
+    );
+  };
+}
+
+export function header(h: HeaderSource, revision: number): Wire {
+  return { cluster_id: h.clusterId, member_id: h.memberId, revision: String(revision), raft_term: String(h.raftTerm) };
+}
+
+export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
+  if (isMergekvError(e)) {
+    return { code: ERROR_TABLE[e.code].status, details: e.message, message: e.message };
+  }
+  const message = `mergekv: internal error: ${(e as Error)?.message ?? String(e)}`;
+  return { code: grpc.status.INTERNAL, details: message, message };
+}

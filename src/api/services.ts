@@ -1,0 +1,82 @@
+/**
+ * etcd's KV, Maintenance and Cluster services: each handler converts the
+ * request, calls the engine, converts the result. Nothing else.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { Engine } from "../server";
+import { unary, UnaryHandler } from "./rpc";
+import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
+import { RangeResult, PutResult, DeleteRangeResult, TxnResult } from "../frontend/requests";
+
+/** The etcd version mergekv answers as (the API level its clients expect). */
+export const ETCD_API_VERSION = "3.4.23";
+
+export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
+  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  return {
+    Range: h(async (req) => {
+      const r = await engine.pool.execute({ kind: "range", req: toRange(req) });
+      return { revision: r.revision, body: fromRange(r.result as RangeResult) };
+    }),
+    Put: h(async (req) => {
+      const r = await engine.pool.execute({ kind: "put", req: toPut(req) });
+      return { revision: r.revision, body: fromPut(r.result as PutResult) };
+    }),
+    DeleteRange: h(async (req) => {
+      const r = await engine.pool.execute({ kind: "deleteRange", req: toDeleteRange(req) });
+      return { revision: r.revision, body: fromDeleteRange(r.result as DeleteRangeResult) };
+    }),
+    Txn: h(async (req) => {
+      const r = await engine.pool.execute({ kind: "txn", req: toTxn(req) });
+      return { revision: r.revision, body: fromTxn(r.result as TxnResult, r.revision) };
+    }),
+    Compact: h(async (req) => {
+      await engine.backend.compact(int(req.revision, "revision"));
+      return { revision: engine.backend.revision, body: {} };
+    }),
+  };
+}
+
+export function maintenanceService(engine: Engine): grpc.UntypedServiceImplementation {
+  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  return {
+    Status: h(async () => {
+      const dbSize = String(await engine.store.sizeBytes());
+      const rev = engine.backend.revision;
+      return {
+        revision: rev,
+        body: {
+          version: ETCD_API_VERSION,
+          dbSize,
+          dbSizeInUse: dbSize,
+          leader: engine.headers.memberId,
+          raftIndex: String(rev),
+          raftAppliedIndex: String(rev),
+          raftTerm: String(engine.headers.raftTerm),
+          isLearner: false,
+          errors: [],
+        },
+      };
+    }),
+    /** Defragment is mergekv's online compaction trigger: snapshot, drop covered records, reclaim space. */
+    Defragment: h(async () => {
+      await engine.compactStorage();
+      return { revision: engine.backend.revision, body: {} };
+    }),
+  };
+}
+
+export function clusterService(engine: Engine): grpc.UntypedServiceImplementation {
+  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  return {
+    MemberList: h(async () => ({
+      revision: engine.backend.revision,
+      body: {
+        members: [{ ID: engine.headers.memberId, name: engine.name, peerURLs: [], clientURLs: engine.clientUrls, isLearner: false }],
+      },
+    })),
+  };
+}
+
+
+export type { Wire };

@@ -1,0 +1,309 @@
+/**
+ * The backend: one per server. It receives every change, gives each write
+ * request the server's next revision, applies it to its own replica, makes it
+ * durable through the change log's group commit, and only then fans it out
+ * to the frontends (whose acknowledgements drive internal replication).
+ *
+ * Invariants:
+ *  1. Revisions are assigned in arrival order, +1 per write request, and never go down.
+ *  2. Nothing reaches a frontend before it is durable.
+ *  3. The MVCC store equals the Automerge state: a CRDT merge that resolves a key
+ *     differently from the last write gets its own revision (a merge entry).
+ *  4. A snapshot deletes only records whose revision it covers.
+ */
+import { randomBytes } from "node:crypto";
+import { Replica, AppliedEntry, Bootstrap } from "./replica";
+import { BUCKET_COUNT, bucketOf } from "./buckets";
+import { ChangeLog, Meta } from "../persist/changelog";
+import { ActorId, KeyString, changeKey, mergeKey } from "../persist/encoding";
+import { BucketChange, Write, ChangeRecord } from "../persist/records";
+import { MergekvError, assert } from "../errors";
+import { Store } from "../persist/store";
+
+/** Envelopes applied in one turn at most: bounds a turn's latency under a burst. */
+export const APPLY_BATCH_MAX = 2_000;
+/** Buckets saved per event-loop turn during a snapshot: writes keep flowing in between. */
+export const SNAPSHOT_BUCKETS_PER_TURN = 32;
+/** Key histories encoded per turn during a snapshot. */
+export const SNAPSHOT_KEYS_PER_TURN = 5_000;
+export const DEFAULT_SNAPSHOT_COUNT = 100_000;
+
+/** What a frontend sends: one write request's changes, under its actor and sequence number. */
+export interface Envelope {
+  actor: ActorId;
+  seq: number;
+  changes: BucketChange[];
+  writes: Write[];
+}
+
+export type BackendMessage =
+  | { type: "applied"; entries: AppliedEntry[] }
+  | { type: "compact"; rev: number };
+
+export interface BackendOptions {
+  /** Frontends that must have applied a write before it returns (1..frontends). */
+  internalReplication: number;
+  frontends: number;
+  /** Take a snapshot after this many change records. */
+  snapshotCount: number;
+  /** Treat unreadable records by setting them aside instead of refusing to start. */
+  repair?: boolean;
+  /** Fan-out to the frontends (the pool posts to the workers). */
+  broadcast?: (m: BackendMessage) => void;
+  log?: (line: string) => void;
+}
+
+export interface SnapshotReport {
+  snapshotRev: number;
+  records: number;
+  buckets: number;
+  keys: number;
+  ms: number;
+}
+
+export class Backend {
+  readonly replica: Replica;
+  readonly meta: Meta;
+  private bootstrapData: Bootstrap | null;
+  private incoming: Envelope[] = [];
+  private applyScheduled = false;
+  private durableRev: number;
+  private readonly watermarks: number[];
+  private waiters: { rev: number; resolve: () => void }[] = [];
+  /** Records since the last snapshot: (Level key, revision). */
+  private uncovered: { key: Buffer; rev: number }[] = [];
+  private dirtyBuckets = new Set<number>();
+  private snapshotRunning: Promise<SnapshotReport> | null = null;
+  private closed = false;
+
+  private constructor(readonly log: ChangeLog, meta: Meta, bootstrap: Bootstrap, readonly opts: BackendOptions) {
+    this.meta = meta;
+    this.replica = new Replica(randomBytes(16).toString("hex") as ActorId, true);
+    this.replica.bootstrap(bootstrap);
+    this.bootstrapData = bootstrap;
+    this.replica.mvcc.takeDirty();
+    if (meta.rev > this.replica.mvcc.rev) this.replica.mvcc.rev = meta.rev; // revisions never go down
+    this.durableRev = this.replica.rev;
+    this.watermarks = new Array(opts.frontends).fill(this.durableRev);
+  }
+
+  /** Recovers from the store: snapshot, then every record after it. */
+  static async open(store: Store, sync: boolean, opts: BackendOptions): Promise<Backend> {
+    assert(opts.internalReplication >= 1 && opts.internalReplication <= opts.frontends, "1 <= internal replication <= frontends");
+    const log = new ChangeLog(store, sync);
+    const rec = await log.recover(!!opts.repair, (what, n) => opts.log?.(`recovery: read ${n} ${what}`));
+    for (const q of rec.quarantined) opts.log?.(`repair: set aside ${q}`);
+    if (rec.meta.bucketCount === 0) await log.writeBucketCount(BUCKET_COUNT);
+    else if (rec.meta.bucketCount !== BUCKET_COUNT) {
+      throw new MergekvError("Corrupt", `data directory uses ${rec.meta.bucketCount} buckets; this build uses ${BUCKET_COUNT}`);
+    }
+    const bootstrap: Bootstrap = {
+      compactRev: rec.meta.compactRev,
+      buckets: rec.buckets,
+      histories: rec.histories,
+      entries: rec.records.map((r) => ({ rev: r.record.rev, actor: r.actor, seq: r.seq, changes: r.record.changes, writes: r.record.writes })),
+    };
+    const backend = new Backend(log, rec.meta, bootstrap, opts);
+    backend.uncovered = rec.records.map((r) => ({ key: r.key, rev: r.record.rev }));
+    for (const r of rec.records) for (const c of r.record.changes) backend.dirtyBuckets.add(c.bucket);
+    for (const r of rec.records) for (const w of r.record.writes) backend.dirtyKeys.add(w.key);
+    return backend;
+  }
+
+  /** Keys replayed at recovery: they are not in the snapshot yet. */
+  private dirtyKeys = new Set<string>();
+
+  /** The recovered state, for starting frontends; handed out once, then dropped. */
+  takeBootstrap(): Bootstrap {
+    const b = this.bootstrapData;
+    assert(b, "bootstrap taken once");
+    this.bootstrapData = null;
+    return b;
+  }
+
+  /** The newest revision that is durable (and so visible to frontends). */
+  get revision(): number {
+    return this.durableRev;
+  }
+
+  get compactRevision(): number {
+    return this.replica.mvcc.compactRev;
+  }
+
+  /** Takes one frontend's envelopes; they are applied on the next turn, in arrival order. */
+  submit(envelopes: Envelope[]): void {
+    if (this.closed) return;
+    for (const e of envelopes) this.incoming.push(e);
+    if (!this.applyScheduled) {
+      this.applyScheduled = true;
+      setImmediate(() => this.applyIncoming());
+    }
+  }
+
+  private applyIncoming(): void {
+    this.applyScheduled = false;
+    const batch = this.incoming.length <= APPLY_BATCH_MAX ? this.incoming.splice(0) : this.incoming.splice(0, APPLY_BATCH_MAX);
+    if (this.incoming.length > 0) {
+      this.applyScheduled = true;
+      setImmediate(() => this.applyIncoming());
+    }
+    if (batch.length === 0) return;
+    const entries: AppliedEntry[] = [];
+    let rev = this.replica.rev;
+    for (const e of batch) entries.push({ rev: ++rev, actor: e.actor, seq: e.seq, changes: e.changes, writes: e.writes });
+    this.replica.apply(entries);
+    const merge = this.reconcile(entries);
+    if (merge) {
+      const mergeEntry: AppliedEntry = { rev: this.replica.rev + 1, changes: [], writes: merge };
+      this.replica.mvcc.apply(mergeEntry.rev, merge);
+      entries.push(mergeEntry);
+    }
+    const records = entries.map((e) => {
+      const record: ChangeRecord = { rev: e.rev, changes: e.changes, writes: e.writes };
+      const key = e.actor ? changeKey(e.actor, e.seq!) : mergeKey(e.rev);
+      for (const c of e.changes) this.dirtyBuckets.add(c.bucket);
+      this.uncovered.push({ key, rev: e.rev });
+      return { key, record };
+    });
+    const lastRev = entries[entries.length - 1].rev;
+    this.log.append(records).then(
+      () => this.onDurable(entries, lastRev),
+      (e) => this.opts.log?.(`persistence failed; writes are refused from now on: ${(e as Error).message}`),
+    );
+  }
+
+  /** Keys whose CRDT value differs from the last write's (concurrent writers): their merged values. */
+  private reconcile(entries: AppliedEntry[]): Write[] | null {
+    let merge: Write[] | null = null;
+    const seen = new Set<string>();
+    for (let i = entries.length - 1; i >= 0; i--) {
+      for (const w of entries[i].writes) {
+        if (seen.has(w.key)) continue;
+        seen.add(w.key);
+        const crdt = this.replica.buckets.get(w.key);
+        const mvcc = this.replica.mvcc.get(w.key);
+        if (sameValue(crdt, mvcc?.value)) continue;
+        (merge ??= []).push({ key: w.key, value: crdt ?? null, lease: mvcc?.lease ?? 0 });
+      }
+    }
+    return merge;
+  }
+
+  private onDurable(entries: AppliedEntry[], lastRev: number): void {
+    this.durableRev = lastRev;
+    this.opts.broadcast?.({ type: "applied", entries });
+    if (this.uncovered.length >= this.opts.snapshotCount && !this.snapshotRunning) {
+      void this.snapshot().catch((e) => this.opts.log?.(`snapshot failed: ${(e as Error).message}`));
+    }
+  }
+
+  /** A frontend reports it has applied everything up to `rev`. */
+  acknowledge(frontend: number, rev: number): void {
+    if (rev > this.watermarks[frontend]) this.watermarks[frontend] = rev;
+    if (this.waiters.length === 0) return;
+    const replicated = kthLargest(this.watermarks, this.opts.internalReplication);
+    let i = 0;
+    while (i < this.waiters.length && this.waiters[i].rev <= replicated) this.waiters[i++].resolve();
+    if (i > 0) this.waiters.splice(0, i);
+  }
+
+  /** Resolves once `internalReplication` frontends have applied `rev`. */
+  whenReplicated(rev: number): Promise<void> {
+    if (kthLargest(this.watermarks, this.opts.internalReplication) >= rev) return Promise.resolve();
+    return new Promise((resolve) => {
+      // Revisions complete in order, so keep waiters sorted by revision.
+      let i = this.waiters.length;
+      while (i > 0 && this.waiters[i - 1].rev > rev) i--;
+      this.waiters.splice(i, 0, { rev, resolve });
+    });
+  }
+
+  /** etcd Compact: drops history below `rev` everywhere; durable when it resolves. */
+  async compact(rev: number): Promise<void> {
+    if (rev > this.durableRev) throw new MergekvError("FutureRevision");
+    this.replica.mvcc.compact(rev);
+    await this.log.setCompactRev(rev);
+    this.opts.broadcast?.({ type: "compact", rev });
+  }
+
+  /**
+   * Saves the state as a snapshot and deletes the change records it covers.
+   * Writes keep flowing: the work is sliced across event-loop turns, and state
+   * saved after the snapshot revision only makes replay skip more (it is idempotent).
+   */
+  snapshot(onProgress?: (done: number, total: number) => void): Promise<SnapshotReport> {
+    if (!this.snapshotRunning) {
+      this.snapshotRunning = this.takeSnapshot(onProgress).finally(() => { this.snapshotRunning = null; });
+    }
+    return this.snapshotRunning;
+  }
+
+  private async takeSnapshot(onProgress?: (done: number, total: number) => void): Promise<SnapshotReport> {
+    const started = Date.now();
+    const snapshotRev = this.replica.rev;
+    const covered = this.uncovered;
+    this.uncovered = [];
+    const buckets = [...this.dirtyBuckets];
+    this.dirtyBuckets = new Set();
+    const keys = new Set<string>(this.replica.mvcc.takeDirty());
+    for (const k of this.dirtyKeys) keys.add(k);
+    this.dirtyKeys.clear();
+    const savedBuckets: [number, Uint8Array][] = [];
+    for (let i = 0; i < buckets.length; i += SNAPSHOT_BUCKETS_PER_TURN) {
+      for (const b of buckets.slice(i, i + SNAPSHOT_BUCKETS_PER_TURN)) {
+        const bytes = this.replica.buckets.save(b);
+        if (bytes) savedBuckets.push([b, bytes]);
+      }
+      onProgress?.(i + SNAPSHOT_BUCKETS_PER_TURN, buckets.length + keys.size);
+      await nextTurn();
+    }
+    const histories: [KeyString, Buffer | undefined][] = [];
+    const keyList = [...keys];
+    for (let i = 0; i < keyList.length; i += SNAPSHOT_KEYS_PER_TURN) {
+      for (const k of keyList.slice(i, i + SNAPSHOT_KEYS_PER_TURN)) histories.push([k as KeyString, this.replica.mvcc.encodeHistory(k)]);
+      onProgress?.(buckets.length + i + SNAPSHOT_KEYS_PER_TURN, buckets.length + keys.size);
+      await nextTurn();
+    }
+    try {
+      await this.log.writeSnapshot({ snapshotRev, buckets: savedBuckets, histories, covered: covered.map((c) => c.key) });
+    } catch (e) {
+      this.uncovered = covered.concat(this.uncovered); // nothing was deleted: the records still stand
+      for (const b of buckets) this.dirtyBuckets.add(b);
+      for (const k of keys) this.dirtyKeys.add(k);
+      throw e;
+    }
+    const report = { snapshotRev, records: covered.length, buckets: savedBuckets.length, keys: histories.length, ms: Date.now() - started };
+    this.opts.log?.(`snapshot at revision ${snapshotRev}: ${report.records} records covered, ${report.buckets} buckets and ${report.keys} key histories saved in ${report.ms} ms`);
+    return report;
+  }
+
+  /** Number of change records not yet covered by a snapshot. */
+  get uncoveredRecords(): number {
+    return this.uncovered.length;
+  }
+
+  /** Stops taking writes and waits for what is in flight to be durable. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.incoming.length > 0 || this.applyScheduled) await nextTurn();
+    if (this.snapshotRunning) await this.snapshotRunning.catch(() => undefined);
+    await this.log.drain();
+  }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+function sameValue(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.compare(a, b) === 0;
+}
+
+/** The k-th largest of the values (k >= 1): how far k replicas have all got. */
+export function kthLargest(values: readonly number[], k: number): number {
+  if (k === 1) return Math.max(...values);
+  return [...values].sort((a, b) => b - a)[k - 1];
+}
+
+export { bucketOf };

@@ -1,0 +1,123 @@
+/**
+ * The keyspace as Automerge documents: keys hash-split across BUCKET_COUNT
+ * separate documents, each a flat root map from key (binary string) to value
+ * (bytes). Automerge 3.x pays a walk over the touched map on every applied
+ * remote change, so small maps keep that walk short (REDESIGN.md, "Layout").
+ *
+ * All access goes through each document's low-level handle (`getBackend`):
+ * the public proxy API copies every patched object.
+ */
+import * as A from "@automerge/automerge";
+import { ActorId, KeyString } from "../persist/encoding";
+import { BucketChange } from "../persist/records";
+import { MergekvError, assert } from "../errors";
+
+/** Part of the on-disk and on-the-wire layout: peers must agree on it. */
+export const BUCKET_COUNT = 4096;
+
+type Handle = ReturnType<typeof A.getBackend>;
+const ROOT = "_root";
+
+/** FNV-1a over the key's bytes: stable across versions and platforms, which the layout needs. */
+export function bucketOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % BUCKET_COUNT;
+}
+
+export class BucketSet {
+  private readonly docs: (Handle | undefined)[] = new Array(BUCKET_COUNT);
+  /** Buckets written by the local change being built. */
+  private readonly touched = new Set<number>();
+
+  constructor(readonly actor: ActorId) {}
+
+  private doc(bucket: number): Handle {
+    let d = this.docs[bucket];
+    if (!d) {
+      d = A.getBackend(A.init({ actor: this.actor }));
+      this.docs[bucket] = d;
+    }
+    return d;
+  }
+
+  get(key: KeyString): Uint8Array | undefined {
+    const d = this.docs[bucketOf(key)];
+    if (!d) return undefined;
+    const v = d.get(ROOT, key);
+    if (v === undefined || v === null) return undefined;
+    assert(v instanceof Uint8Array, `bucket values are bytes (key ${JSON.stringify(key)})`);
+    return v;
+  }
+
+  /** Local write, part of the change that `commit` closes. */
+  put(key: KeyString, value: Uint8Array): void {
+    const b = bucketOf(key);
+    this.doc(b).put(ROOT, key, value);
+    this.touched.add(b);
+  }
+
+  delete(key: KeyString): void {
+    const b = bucketOf(key);
+    this.doc(b).delete(ROOT, key);
+    this.touched.add(b);
+  }
+
+  /** Closes the local change: one Automerge change per touched bucket, shipped as one unit. */
+  commit(): BucketChange[] {
+    const out: BucketChange[] = [];
+    for (const b of this.touched) {
+      const d = this.doc(b);
+      if (d.commit() === null) continue;
+      const bytes = d.getLastLocalChange();
+      assert(bytes, "a committed change is retrievable");
+      out.push({ bucket: b, bytes });
+    }
+    this.touched.clear();
+    return out;
+  }
+
+  /** Applies others' changes, one Automerge call per bucket (the per-call walk is paid once). */
+  applyRemote(changes: readonly BucketChange[]): void {
+    const byBucket = new Map<number, Uint8Array[]>();
+    for (const c of changes) {
+      assert(c.bucket >= 0 && c.bucket < BUCKET_COUNT, `bucket ${c.bucket} in range`);
+      let list = byBucket.get(c.bucket);
+      if (!list) byBucket.set(c.bucket, (list = []));
+      list.push(c.bytes);
+    }
+    for (const [b, list] of byBucket) {
+      const d = this.doc(b);
+      d.applyChanges(list);
+      d.updateDiffCursor(); // drop the patch log the materialized handle keeps (it never drains otherwise)
+    }
+  }
+
+  /** Changes queued for missing dependencies, per bucket (should be none after a causal replay). */
+  missingDeps(): number {
+    let n = 0;
+    for (const d of this.docs) if (d) n += d.getMissingDeps().length;
+    return n;
+  }
+
+  save(bucket: number): Uint8Array | undefined {
+    return this.docs[bucket]?.save();
+  }
+
+  load(bucket: number, bytes: Uint8Array): void {
+    try {
+      const d = A.getBackend(A.load(bytes, { actor: this.actor }));
+      this.docs[bucket] = d;
+    } catch (e) {
+      throw new MergekvError("Corrupt", `bucket ${bucket}: Automerge could not load it`, e);
+    }
+  }
+
+  /** Buckets that hold a document. */
+  *present(): Generator<number> {
+    for (let b = 0; b < BUCKET_COUNT; b++) if (this.docs[b]) yield b;
+  }
+}

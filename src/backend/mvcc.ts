@@ -1,0 +1,230 @@
+/**
+ * The multi-version view of the keyspace that etcd's API needs: per key its
+ * create_revision, mod_revision and version, and history back to the compact
+ * revision. It is derived state: the backend and every frontend apply the same
+ * (revision, writes) sequence and so hold identical stores.
+ *
+ * Invariants:
+ *  1. A key's history is sorted by mod revision, strictly increasing.
+ *  2. A tombstone (value null) is never the first entry of a history.
+ *  3. No entry older than the newest entry at or below compactRev survives a compaction.
+ *  4. rev never goes down.
+ */
+import BTree from "sorted-btree";
+import { MergekvError, assert } from "../errors";
+import { KeyString } from "../persist/encoding";
+import { Write, RecordWriter, RecordReader } from "../persist/records";
+
+export interface KeyValue {
+  key: KeyString;
+  create: number;
+  mod: number;
+  version: number;
+  value: Uint8Array;
+  lease: number;
+}
+
+interface Entry {
+  mod: number;
+  create: number;
+  version: number;
+  /** null: deleted at `mod`. */
+  value: Uint8Array | null;
+  lease: number;
+}
+
+export interface MvccEvent {
+  type: "put" | "delete";
+  /** For a delete: key and mod (the deletion's revision) only, as etcd. */
+  kv: KeyValue;
+  prev?: KeyValue;
+}
+
+/** etcd's range_end conventions: "" = the key alone; "\0" = every key >= key. */
+export const RANGE_END_ALL = "\u0000";
+
+export class MvccStore {
+  private readonly index = new BTree<string, Entry[]>();
+  private readonly dirty: Set<string> | null;
+  rev = 0;
+  compactRev = 0;
+
+  /** `trackDirty`: remember which keys changed, for incremental snapshots. */
+  constructor(trackDirty = false) {
+    this.dirty = trackDirty ? new Set() : null;
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /**
+   * Records `writes` at revision `rev` (> the current one). Deleting an absent
+   * key is no event. `replay`: recovery over a snapshot that may already hold
+   * some of these writes; a write at or below the key's newest revision is skipped.
+   */
+  apply(rev: number, writes: readonly Write[], replay = false): MvccEvent[] {
+    if (!replay) assert(rev > this.rev, `revision ${rev} after ${this.rev}`);
+    if (rev > this.rev) this.rev = rev;
+    const events: MvccEvent[] = [];
+    for (const w of writes) {
+      const history = this.index.get(w.key);
+      if (replay && history && history[history.length - 1].mod >= rev) continue;
+      const last = history?.[history.length - 1];
+      const live = last && last.value !== null ? last : undefined;
+      const prev = live ? toKeyValue(w.key, live) : undefined;
+      if (w.value === null) {
+        if (!live) continue;
+        history!.push({ mod: rev, create: 0, version: 0, value: null, lease: 0 });
+        events.push({ type: "delete", kv: { key: w.key, create: 0, mod: rev, version: 0, value: EMPTY, lease: 0 }, prev });
+      } else {
+        const entry: Entry = {
+          mod: rev,
+          create: live ? live.create : rev,
+          version: live ? live.version + 1 : 1,
+          value: w.value,
+          lease: w.lease,
+        };
+        if (history) {
+          if (last!.mod === rev) history[history.length - 1] = entry; // same key twice in one revision: last wins
+          else history.push(entry);
+        } else this.index.set(w.key, [entry]);
+        events.push({ type: "put", kv: toKeyValue(w.key, entry), prev });
+      }
+      this.dirty?.add(w.key);
+    }
+    return events;
+  }
+
+  /** The key's value at `rev` (0 = current), or undefined if absent then. */
+  get(key: string, rev = 0): KeyValue | undefined {
+    const history = this.index.get(key);
+    if (!history) return undefined;
+    const e = entryAt(history, rev || this.rev);
+    return e && e.value !== null ? toKeyValue(key as KeyString, e) : undefined;
+  }
+
+  /** Throws etcd's errors for a revision outside [compactRev, rev]; 0 = current. */
+  checkReadable(rev: number): number {
+    if (rev === 0) return this.rev;
+    if (rev > this.rev) throw new MergekvError("FutureRevision");
+    if (rev < this.compactRev) throw new MergekvError("Compacted");
+    return rev;
+  }
+
+  /** Live key-values in [key, rangeEnd) at `rev`, in byte order. See RANGE_END_ALL. */
+  *range(key: string, rangeEnd: string, rev = 0): Generator<KeyValue> {
+    const at = rev || this.rev;
+    if (rangeEnd === "") {
+      const kv = this.get(key, at);
+      if (kv) yield kv;
+      return;
+    }
+    const open = rangeEnd === RANGE_END_ALL;
+    if (!open && rangeEnd <= key) return;
+    for (const [k, history] of this.index.entries(key)) {
+      if (!open && k >= rangeEnd) return;
+      const e = entryAt(history, at);
+      if (e && e.value !== null) yield toKeyValue(k as KeyString, e);
+    }
+  }
+
+  /** Keys (live now) in the range: what a DeleteRange would delete. */
+  liveKeys(key: string, rangeEnd: string): KeyString[] {
+    return [...this.range(key, rangeEnd)].map((kv) => kv.key);
+  }
+
+  /** Drops history older than `rev` (etcd Compact). Returns how many keys were touched. */
+  compact(rev: number): number {
+    if (rev <= this.compactRev) throw new MergekvError("Compacted");
+    if (rev > this.rev) throw new MergekvError("FutureRevision");
+    this.compactRev = rev;
+    const emptied: string[] = [];
+    let touched = 0;
+    this.index.forEach((history, key) => {
+      const keepFrom = lastIndexAtOrBelow(history, rev);
+      if (keepFrom <= 0 && history[0].value !== null) return;
+      const start = keepFrom >= 0 && history[keepFrom].value === null ? keepFrom + 1 : Math.max(keepFrom, 0);
+      if (start === 0) return;
+      history.splice(0, start);
+      touched++;
+      this.dirty?.add(key);
+      if (history.length === 0) emptied.push(key);
+    });
+    for (const k of emptied) this.index.delete(k);
+    return touched;
+  }
+
+  /** Keys changed since the last call (for snapshots); empties the set. */
+  takeDirty(): string[] {
+    assert(this.dirty, "dirty tracking enabled");
+    const keys = [...this.dirty];
+    this.dirty.clear();
+    return keys;
+  }
+
+  /** A key's whole history, encoded (undefined if the key has none left). */
+  encodeHistory(key: string): Buffer | undefined {
+    const history = this.index.get(key);
+    if (!history) return undefined;
+    const w = new RecordWriter();
+    w.u32(history.length);
+    for (const e of history) {
+      w.u64(e.mod); w.u64(e.create); w.u64(e.version); w.u64(e.lease);
+      w.u8(e.value === null ? 1 : 0);
+      w.bytes(e.value ?? EMPTY);
+    }
+    return w.finish();
+  }
+
+  /** Restores a key's history from `encodeHistory`'s bytes (recovery and replica bootstrap). */
+  loadHistory(key: KeyString, bytes: Uint8Array, what: string): void {
+    const r = new RecordReader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), what);
+    const history: Entry[] = [];
+    for (let n = r.u32(); n > 0; n--) {
+      const mod = r.u64(), create = r.u64(), version = r.u64(), lease = r.u64();
+      const deleted = r.u8() === 1;
+      const value = r.bytes();
+      history.push({ mod, create, version, lease, value: deleted ? null : value });
+    }
+    r.end();
+    if (history.length === 0) throw new MergekvError("Corrupt", `${what}: empty history`);
+    for (let i = 1; i < history.length; i++) {
+      if (history[i].mod <= history[i - 1].mod) throw new MergekvError("Corrupt", `${what}: history out of order`);
+    }
+    this.index.set(key, history);
+    const top = history[history.length - 1].mod;
+    if (top > this.rev) this.rev = top;
+  }
+
+  /** Every key with history, in byte order. */
+  keys(): IterableIterator<string> {
+    return this.index.keys();
+  }
+
+  /** Newest mod revision of a key (live or deleted), 0 if none: used to make replay idempotent. */
+  lastMod(key: string): number {
+    const h = this.index.get(key);
+    return h ? h[h.length - 1].mod : 0;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function toKeyValue(key: KeyString, e: Entry): KeyValue {
+  return { key, create: e.create, mod: e.mod, version: e.version, value: e.value ?? EMPTY, lease: e.lease };
+}
+
+function lastIndexAtOrBelow(history: Entry[], rev: number): number {
+  let lo = 0, hi = history.length - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (history[mid].mod <= rev) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  return found;
+}
+
+function entryAt(history: Entry[], rev: number): Entry | undefined {
+  const i = lastIndexAtOrBelow(history, rev);
+  return i >= 0 ? history[i] : undefined;
+}

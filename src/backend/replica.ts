@@ -1,0 +1,59 @@
+/**
+ * One full replica of the keyspace: the Automerge bucket documents (the CRDT
+ * truth) and the MVCC store derived from the same revision sequence. The
+ * backend and every frontend each hold one and feed it identical entries.
+ */
+import { BucketSet } from "./buckets";
+import { MvccStore, MvccEvent } from "./mvcc";
+import { ActorId, KeyString } from "../persist/encoding";
+import { BucketChange, Write } from "../persist/records";
+
+/** One revision as the backend assigned it. Merge entries carry writes only. */
+export interface AppliedEntry {
+  rev: number;
+  actor?: ActorId;
+  seq?: number;
+  changes: BucketChange[];
+  writes: Write[];
+}
+
+/** What a replica needs to start: the snapshot and the records after it. */
+export interface Bootstrap {
+  compactRev: number;
+  buckets: [number, Uint8Array][];
+  histories: [KeyString, Uint8Array][];
+  entries: AppliedEntry[];
+}
+
+export class Replica {
+  readonly buckets: BucketSet;
+  readonly mvcc: MvccStore;
+
+  constructor(readonly actor: ActorId, trackDirty = false) {
+    this.buckets = new BucketSet(actor);
+    this.mvcc = new MvccStore(trackDirty);
+  }
+
+  get rev(): number {
+    return this.mvcc.rev;
+  }
+
+  /** Loads a snapshot and replays the entries after it (idempotent over the snapshot). */
+  bootstrap(b: Bootstrap): void {
+    for (const [bucket, bytes] of b.buckets) this.buckets.load(bucket, bytes);
+    for (const [key, bytes] of b.histories) this.mvcc.loadHistory(key, bytes, `history of ${JSON.stringify(key)}`);
+    this.buckets.applyRemote(b.entries.flatMap((e) => e.changes));
+    for (const e of b.entries) this.mvcc.apply(e.rev, e.writes, true);
+    if (b.compactRev > this.mvcc.compactRev) this.mvcc.compact(b.compactRev);
+  }
+
+  /** Applies entries in revision order; changes authored by this replica's own actor are skipped. */
+  apply(entries: readonly AppliedEntry[]): MvccEvent[] {
+    const foreign: BucketChange[] = [];
+    for (const e of entries) if (e.actor !== this.actor) for (const c of e.changes) foreign.push(c);
+    if (foreign.length > 0) this.buckets.applyRemote(foreign);
+    const events: MvccEvent[] = [];
+    for (const e of entries) for (const ev of this.mvcc.apply(e.rev, e.writes)) events.push(ev);
+    return events;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The `mergekv` command: `serve` (what `npm start` runs) and `compact`.
+ * Flags follow etcd's names where they apply.
+ */
+import { parseArgs } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import { DEFAULT_OPTIONS, MergekvServer, ServerOptions, compactStorage, CompactionReport, bindAddress } from "./server";
+import { Backend } from "./backend/backend";
+import { LevelStore } from "./persist/level-store";
+import { loadServices } from "./api/proto";
+import { MergekvError, isMergekvError } from "./errors";
+
+const USAGE = `Usage:
+  mergekv serve [flags]          run a server (default: data in ./default.mergekv, clients on 127.0.0.1:2379)
+  mergekv compact --data-dir DIR compact a stopped server's data directory
+  mergekv compact --endpoints URL ask a running server to compact (online)
+
+serve flags:
+  --name NAME                       member name (default "default")
+  --data-dir DIR                    data directory (default "default.mergekv")
+  --listen-client-urls URLS         comma-separated http:// URLs to serve clients on (default http://127.0.0.1:2379)
+  --advertise-client-urls URLS      URLs reported to clients (default: the listen URLs)
+  --frontends N                     frontend worker threads (default: number of cores)
+  --internal-replication K          frontends that must apply a write before it returns, 1..N (default 1)
+  --snapshot-count N                change records between snapshots (default ${DEFAULT_OPTIONS.snapshotCount})
+  --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
+  --repair                          set unreadable records aside instead of refusing to start
+`;
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === "serve") await serve(rest);
+    else if (command === "compact") await compact(rest);
+    else if (!command || command === "help" || command === "--help" || command === "-h") process.stdout.write(USAGE);
+    else throw new MergekvError("InvalidArgument", `unknown command ${JSON.stringify(command)}`);
+  } catch (e) {
+    process.stderr.write(`mergekv: ${isMergekvError(e) || isUsageError(e) ? (e as Error).message : (e as Error).stack}\n`);
+    if (isUsageError(e) || (isMergekvError(e) && e.code === "InvalidArgument")) process.stderr.write(`\n${USAGE}`);
+    process.exit(isUsageError(e) || (isMergekvError(e) && e.code === "InvalidArgument") ? 2 : 1);
+  }
+}
+
+function isUsageError(e: unknown): boolean {
+  return (e as { code?: string })?.code?.startsWith?.("ERR_PARSE_ARGS") ?? false;
+}
+
+function positiveInt(flag: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new MergekvError("InvalidArgument", `--${flag} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function parseServeFlags(args: string[]): ServerOptions {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      name: { type: "string" },
+      "data-dir": { type: "string" },
+      "listen-client-urls": { type: "string" },
+      "advertise-client-urls": { type: "string" },
+      frontends: { type: "string" },
+      "internal-replication": { type: "string" },
+      "snapshot-count": { type: "string" },
+      "unsafe-no-fsync": { type: "boolean" },
+      repair: { type: "boolean" },
+    },
+  });
+  const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
+  const listen = urls(values["listen-client-urls"]) ?? DEFAULT_OPTIONS.listenClientUrls;
+  const frontends = positiveInt("frontends", values.frontends, DEFAULT_OPTIONS.frontends);
+  return {
+    ...DEFAULT_OPTIONS,
+    name: values.name ?? DEFAULT_OPTIONS.name,
+    dataDir: values["data-dir"] ?? DEFAULT_OPTIONS.dataDir,
+    listenClientUrls: listen,
+    advertiseClientUrls: urls(values["advertise-client-urls"]) ?? listen,
+    frontends,
+    internalReplication: positiveInt("internal-replication", values["internal-replication"], DEFAULT_OPTIONS.internalReplication),
+    snapshotCount: positiveInt("snapshot-count", values["snapshot-count"], DEFAULT_OPTIONS.snapshotCount),
+    unsafeNoFsync: values["unsafe-no-fsync"] ?? false,
+    repair: values.repair ?? false,
+  };
+}
+
+async function serve(args: string[]): Promise<void> {
+  const opts = parseServeFlags(args);
+  const server = new MergekvServer(opts);
+  let stopping = false;
+  const stop = async (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    opts.log(`${why}: shutting down`);
+    try {
+      await server.stop();
+      opts.log("stopped");
+    } finally {
+      process.exit(code);
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM", 0));
+  process.on("SIGINT", () => void stop("SIGINT", 0));
+  await server.start((message) => void stop(`fatal: ${message}`, 1));
+  if (opts.unsafeNoFsync) opts.log("WARNING: --unsafe-no-fsync: acknowledged writes may be lost on a crash");
+}
+
+async function compact(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, strict: true, options: { "data-dir": { type: "string" }, endpoints: { type: "string" } } });
+  if (!!values["data-dir"] === !!values.endpoints) throw new MergekvError("InvalidArgument", "compact needs exactly one of --data-dir DIR (offline) or --endpoints URL (online)");
+  const report = values["data-dir"] ? await compactOffline(values["data-dir"]) : await compactOnline(values.endpoints!);
+  if (report) printReport(report);
+}
+
+async function compactOffline(dataDir: string): Promise<CompactionReport> {
+  const store = new LevelStore(dataDir);
+  await store.open();
+  try {
+    const backend = await Backend.open(store, true, { internalReplication: 1, frontends: 1, snapshotCount: Number.MAX_SAFE_INTEGER, log: (l) => process.stderr.write(`${l}\n`) });
+    const report = await compactStorage(backend, progressBar());
+    await backend.close();
+    return report;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Online: Maintenance.Defragment, which mergekv answers by compacting its storage. */
+async function compactOnline(endpoint: string): Promise<undefined> {
+  const services = loadServices();
+  const Client = grpc.makeGenericClientConstructor(services.Maintenance, "Maintenance");
+  const client = new Client(bindAddress(endpoint.split(",")[0]), grpc.credentials.createInsecure()) as unknown as {
+    Defragment(req: object, cb: (e: grpc.ServiceError | null, r: unknown) => void): void;
+    close(): void;
+  };
+  const started = Date.now();
+  process.stderr.write(`compacting ${endpoint} ...\n`);
+  await new Promise<void>((resolve, reject) => client.Defragment({}, (e) => (e ? reject(new MergekvError("Unavailable", `${endpoint}: ${e.details || e.message}`)) : resolve())));
+  client.close();
+  process.stdout.write(`compacted ${endpoint} in ${Date.now() - started} ms (the server logs records and bytes before and after)\n`);
+  return undefined;
+}
+
+function progressBar(): (stage: string, done?: number, total?: number) => void {
+  let lastStage = "";
+  let lastPercent = -1;
+  const tty = process.stderr.isTTY;
+  return (stage, done, total) => {
+    if (stage !== lastStage) {
+      if (lastStage && tty) process.stderr.write("\n");
+      lastStage = stage;
+      lastPercent = -1;
+      if (total === undefined) process.stderr.write(`${stage}...\n`);
+    }
+    if (total === undefined || done === undefined || total === 0) return;
+    const percent = Math.floor((done / total) * 100);
+    if (percent === lastPercent || (!tty && percent % 10 !== 0 && percent !== 100)) return;
+    lastPercent = percent;
+    const width = 30;
+    const filled = Math.round((percent / 100) * width);
+    const bar = `${stage} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${percent}% (${done}/${total})`;
+    process.stderr.write(tty ? `\r${bar}` : `${bar}\n`);
+  };
+}
+
+function printReport(r: CompactionReport): void {
+  const mb = (b: number) => `${(b / 1024 / 1024).toFixed(2)} MiB`;
+  process.stdout.write(
+    `compaction done in ${r.ms} ms\n` +
+    `  change records: ${r.before.records} -> ${r.after.records}\n` +
+    `  bytes on disk:  ${mb(r.before.bytes)} -> ${mb(r.after.bytes)}\n` +
+    `  snapshot at revision ${r.snapshot.snapshotRev}: ${r.snapshot.buckets} buckets, ${r.snapshot.keys} key histories\n`);
+}

@@ -1,0 +1,91 @@
+/**
+ * The one coded error type of mergekv, and the one table that maps each code
+ * to a gRPC status and etcd's exact message (clients match on message text).
+ */
+
+/** Stable codes: callers match on these, never on message text. */
+export type ErrorCode =
+  | "KeyNotProvided"
+  | "KeyNotFound"
+  | "ValueProvided"
+  | "LeaseProvided"
+  | "LeaseNotFound"
+  | "FutureRevision"
+  | "Compacted"
+  | "RequestTooLarge"
+  | "MessageTooLarge"
+  | "TooManyOps"
+  | "DuplicateKey"
+  | "InvalidArgument"
+  | "Unavailable"
+  | "Corrupt"
+  | "Internal";
+
+/** gRPC status codes used by etcd (numeric, as on the wire). */
+export const GrpcStatus = {
+  InvalidArgument: 3,
+  NotFound: 5,
+  AlreadyExists: 6,
+  FailedPrecondition: 9,
+  OutOfRange: 11,
+  ResourceExhausted: 8,
+  Unavailable: 14,
+  Internal: 13,
+  DataLoss: 15,
+} as const;
+
+/** code -> (gRPC status, etcd's message). Messages are etcd 3.4's, to the letter. */
+export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }> = {
+  KeyNotProvided: { status: GrpcStatus.InvalidArgument, message: "etcdserver: key is not provided" },
+  KeyNotFound: { status: GrpcStatus.InvalidArgument, message: "etcdserver: key not found" },
+  ValueProvided: { status: GrpcStatus.InvalidArgument, message: "etcdserver: value is provided" },
+  LeaseProvided: { status: GrpcStatus.InvalidArgument, message: "etcdserver: lease is provided" },
+  LeaseNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: requested lease not found" },
+  FutureRevision: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision is a future revision" },
+  Compacted: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision has been compacted" },
+  RequestTooLarge: { status: GrpcStatus.InvalidArgument, message: "etcdserver: request is too large" },
+  MessageTooLarge: { status: GrpcStatus.ResourceExhausted, message: "grpc: received message larger than max" },
+  TooManyOps: { status: GrpcStatus.InvalidArgument, message: "etcdserver: too many operations in txn request" },
+  DuplicateKey: { status: GrpcStatus.InvalidArgument, message: "etcdserver: duplicate key given in txn request" },
+  InvalidArgument: { status: GrpcStatus.InvalidArgument, message: "mergekv: invalid argument" },
+  Unavailable: { status: GrpcStatus.Unavailable, message: "etcdserver: server stopped" },
+  Corrupt: { status: GrpcStatus.DataLoss, message: "mergekv: corrupt data" },
+  Internal: { status: GrpcStatus.Internal, message: "mergekv: internal error" },
+};
+
+export class MergekvError extends Error {
+  readonly code: ErrorCode;
+  override readonly cause?: unknown;
+
+  /** `detail` replaces the table's message only for codes etcd has no fixed text for. */
+  constructor(code: ErrorCode, detail?: string, cause?: unknown) {
+    super(detail ?? ERROR_TABLE[code].message);
+    this.name = "MergekvError";
+    this.code = code;
+    this.cause = cause;
+  }
+}
+
+export function isMergekvError(e: unknown): e is MergekvError {
+  return e instanceof MergekvError;
+}
+
+/** Plain-object form, for crossing a worker boundary (classes do not survive structured clone). */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+export function toWireError(e: unknown): WireError {
+  if (isMergekvError(e)) return { code: e.code, message: e.message };
+  return { code: "Internal", message: e instanceof Error ? e.message : String(e) };
+}
+
+export function fromWireError(w: WireError): MergekvError {
+  return new MergekvError(w.code, w.message);
+}
+
+/** Programmer-error assertion (TigerBeetle style): never for operating conditions. */
+export function assert(condition: unknown, what: string): asserts condition {
+  if (!condition) throw new MergekvError("Internal", `assertion failed: ${what}`);
+}

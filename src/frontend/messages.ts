@@ -1,0 +1,68 @@
+/**
+ * Messages between the server's main thread and its frontend workers, as
+ * discriminated unions on `type`. Each side batches what it sends in one
+ * event-loop turn into one message (a postMessage costs far more than a field).
+ */
+import { Bootstrap, AppliedEntry } from "../backend/replica";
+import { Envelope } from "../backend/backend";
+import { KvRequest, KvResult } from "./requests";
+import { WireError } from "../errors";
+
+export interface RequestItem {
+  id: number;
+  /** Revision a linearizable read must have applied. */
+  minRev: number;
+  request: KvRequest;
+}
+
+export type ResponseItem =
+  | { id: number; ok: true; revision: number; result: KvResult }
+  | { id: number; ok: false; error: WireError };
+
+export type ToFrontend =
+  | { type: "init"; index: number; bootstrap: Bootstrap }
+  | { type: "requests"; items: RequestItem[] }
+  | { type: "applied"; entries: AppliedEntry[] }
+  | { type: "compact"; rev: number }
+  | { type: "stop" };
+
+export type FromFrontend =
+  | { type: "ready"; actor: string; rev: number }
+  | { type: "envelopes"; items: Envelope[] }
+  /** `ack`: the frontend has applied everything up to this revision. */
+  | { type: "responses"; ack: number; items: ResponseItem[] }
+  | { type: "fatal"; message: string };
+
+/** Coalesces what one turn produces into one message. */
+export class Outbox<T> {
+  private items: T[] = [];
+  private scheduled = false;
+
+  constructor(private readonly flush: (items: T[]) => void) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    this.schedule(false);
+  }
+
+  /** Sends on the next turn even if nothing was pushed (an acknowledgement carrier). */
+  ping(): void {
+    this.schedule(true);
+  }
+
+  private sendEmpty = false;
+
+  private schedule(sendEmpty: boolean): void {
+    if (sendEmpty) this.sendEmpty = true;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        const items = this.items;
+        this.items = [];
+        if (items.length > 0 || this.sendEmpty) this.flush(items);
+        this.sendEmpty = false;
+      });
+    }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The main thread's side of the frontends: spawns the worker threads, routes
+ * requests to them, and relays between them and the backend.
+ *
+ * Routing: a write goes to the frontend that owns its key (hash of the key,
+ * for a Txn its first compared or written key), so compare-and-swap on one
+ * key is decided by one replica that has every earlier write to it; reads go
+ * round-robin (any replica serves them). REDESIGN.md has the measurements.
+ */
+import { Worker } from "node:worker_threads";
+import * as path from "node:path";
+import { Backend, BackendMessage } from "../backend/backend";
+import { Bootstrap } from "../backend/replica";
+import { bucketOf } from "../backend/buckets";
+import { MergekvError, fromWireError } from "../errors";
+import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
+import { KvRequest, KvResult } from "./requests";
+
+export interface Executed {
+  revision: number;
+  result: KvResult;
+}
+
+interface Waiting {
+  resolve: (r: Executed) => void;
+  reject: (e: Error) => void;
+  write: boolean;
+}
+
+export class FrontendPool {
+  private readonly workers: Worker[] = [];
+  private readonly outboxes: Outbox<RequestItem>[] = [];
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 1;
+  private nextReader = 0;
+  private stopping = false;
+  readonly actors: string[] = [];
+
+  constructor(readonly size: number, private readonly backend: Backend, private readonly onFatal: (message: string) => void) {}
+
+  /** Starts every worker from the recovered state; resolves when all are ready. */
+  async start(bootstrap: Bootstrap): Promise<void> {
+    const script = path.join(__dirname, "worker.js");
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.size; i++) {
+      const w = new Worker(script);
+      this.workers.push(w);
+      this.outboxes.push(new Outbox((items) => this.post(i, { type: "requests", items })));
+      ready.push(new Promise((resolve, reject) => {
+        w.on("message", (m: FromFrontend) => {
+          if (m.type === "ready") {
+            this.actors[i] = m.actor;
+            resolve();
+          } else this.onMessage(i, m);
+        });
+        w.on("error", (e: Error) => { reject(e); this.fail(`frontend ${i} crashed: ${e.stack ?? e}`); });
+        w.on("exit", (code) => { if (!this.stopping) this.fail(`frontend ${i} exited with code ${code}`); });
+      }));
+      this.post(i, { type: "init", index: i, bootstrap });
+    }
+    await Promise.all(ready);
+  }
+
+  private post(i: number, m: ToFrontend): void {
+    this.workers[i].postMessage(m);
+  }
+
+  /** Backend fan-out: every frontend gets every entry, in order. */
+  broadcast(m: BackendMessage): void {
+    for (let i = 0; i < this.workers.length; i++) this.post(i, m);
+  }
+
+  private onMessage(i: number, m: FromFrontend): void {
+    switch (m.type) {
+      case "envelopes":
+        this.backend.submit(m.items);
+        return;
+      case "responses":
+        this.backend.acknowledge(i, m.ack);
+        for (const item of m.items) {
+          const w = this.waiting.get(item.id);
+          if (!w) continue;
+          this.waiting.delete(item.id);
+          if (!item.ok) w.reject(fromWireError(item.error));
+          else if (!w.write) w.resolve({ revision: item.revision, result: item.result });
+          else {
+            const done = { revision: item.revision, result: item.result };
+            this.backend.whenReplicated(item.revision).then(() => w.resolve(done));
+          }
+        }
+        return;
+      case "fatal":
+        this.fail(`frontend ${i} failed: ${m.message}`);
+        return;
+      case "ready":
+        return;
+    }
+  }
+
+  private fail(message: string): void {
+    if (this.stopping) return;
+    for (const w of this.waiting.values()) w.reject(new MergekvError("Internal", message));
+    this.waiting.clear();
+    this.onFatal(message);
+  }
+
+  /** Executes a KV request on the frontend that routing picks. */
+  execute(request: KvRequest): Promise<Executed> {
+    if (this.stopping) return Promise.reject(new MergekvError("Unavailable"));
+    const write = request.kind !== "range";
+    const target = write ? bucketOf(routingKey(request)) % this.size : this.nextReader++ % this.size;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, write });
+      this.outboxes[target].push({ id, minRev: this.backend.revision, request });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** The key that decides which frontend executes a write. */
+export function routingKey(r: KvRequest): string {
+  switch (r.kind) {
+    case "put": return r.req.key;
+    case "deleteRange": return r.req.key;
+    case "range": return r.req.key;
+    case "txn": {
+      if (r.req.compare.length > 0) return r.req.compare[0].key;
+      const op = r.req.success[0] ?? r.req.failure[0];
+      if (!op) return "";
+      if ("put" in op) return op.put.key;
+      if ("deleteRange" in op) return op.deleteRange.key;
+      if ("range" in op) return op.range.key;
+      return routingKey({ kind: "txn", req: op.txn });
+    }
+  }
+}

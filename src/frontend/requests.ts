@@ -1,0 +1,104 @@
+/**
+ * etcd's KV requests and results in mergekv's own terms: revisions as numbers,
+ * keys as binary strings, values as bytes. The gRPC layer converts to and
+ * from the wire; frontends execute these.
+ */
+import { KeyString } from "../persist/encoding";
+import { KeyValue } from "../backend/mvcc";
+
+export type SortOrder = "NONE" | "ASCEND" | "DESCEND";
+export type SortTarget = "KEY" | "VERSION" | "CREATE" | "MOD" | "VALUE";
+
+export interface RangeRequest {
+  key: KeyString;
+  rangeEnd: KeyString;
+  limit: number;
+  revision: number;
+  sortOrder: SortOrder;
+  sortTarget: SortTarget;
+  serializable: boolean;
+  keysOnly: boolean;
+  countOnly: boolean;
+  minModRevision: number;
+  maxModRevision: number;
+  minCreateRevision: number;
+  maxCreateRevision: number;
+}
+
+export interface PutRequest {
+  key: KeyString;
+  value: Uint8Array;
+  lease: number;
+  prevKv: boolean;
+  ignoreValue: boolean;
+  ignoreLease: boolean;
+}
+
+export interface DeleteRangeRequest {
+  key: KeyString;
+  rangeEnd: KeyString;
+  prevKv: boolean;
+}
+
+export type CompareTarget = "VERSION" | "CREATE" | "MOD" | "VALUE" | "LEASE";
+export type CompareResult = "EQUAL" | "GREATER" | "LESS" | "NOT_EQUAL";
+
+export interface Compare {
+  key: KeyString;
+  rangeEnd: KeyString;
+  target: CompareTarget;
+  result: CompareResult;
+  /** The operand: a number for VERSION/CREATE/MOD/LEASE, bytes for VALUE. */
+  number: number;
+  value: Uint8Array;
+}
+
+export type RequestOp =
+  | { range: RangeRequest }
+  | { put: PutRequest }
+  | { deleteRange: DeleteRangeRequest }
+  | { txn: TxnRequest };
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: RequestOp[];
+  failure: RequestOp[];
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  more: boolean;
+  count: number;
+}
+
+export interface PutResult {
+  prevKv?: KeyValue;
+}
+
+export interface DeleteRangeResult {
+  deleted: number;
+  prevKvs: KeyValue[];
+}
+
+export interface TxnResult {
+  succeeded: boolean;
+  responses: OpResult[];
+}
+
+export type OpResult =
+  | { range: RangeResult }
+  | { put: PutResult }
+  | { deleteRange: DeleteRangeResult }
+  | { txn: TxnResult };
+
+/** A request a frontend executes; reads and writes alike. */
+export type KvRequest =
+  | { kind: "range"; req: RangeRequest }
+  | { kind: "put"; req: PutRequest }
+  | { kind: "deleteRange"; req: DeleteRangeRequest }
+  | { kind: "txn"; req: TxnRequest };
+
+export type KvResult = RangeResult | PutResult | DeleteRangeResult | TxnResult;
+
+/** etcd's limit on operations in one Txn (each of compare, success, failure). */
+export const TXN_OPS_MAX = 128;

@@ -1,0 +1,74 @@
+/**
+ * A write request's view of the store: the frontend's MVCC store overlaid
+ * with the request's own writes so far (etcd runs a Txn's ops in order, each
+ * seeing the earlier ones). The writes become the request's change.
+ */
+import { KeyValue, MvccStore } from "../backend/mvcc";
+import { KeyString } from "../persist/encoding";
+import { Write } from "../persist/records";
+
+/** Stand-in revision for a write whose revision the backend has not assigned yet. */
+const UNASSIGNED = -1;
+
+export class TxnView {
+  readonly writes = new Map<KeyString, Write>();
+  private readonly unassigned: KeyValue[] = [];
+
+  constructor(readonly mvcc: MvccStore) {}
+
+  get(key: KeyString): KeyValue | undefined {
+    const w = this.writes.get(key);
+    if (!w) return this.mvcc.get(key);
+    if (w.value === null) return undefined;
+    return this.pendingKv(key, w);
+  }
+
+  /** Live kvs in [key, rangeEnd) now (rev 0), or at an older revision (store only). */
+  range(key: KeyString, rangeEnd: KeyString, rev = 0): KeyValue[] {
+    const base = [...this.mvcc.range(key, rangeEnd, rev)];
+    if (rev !== 0 || this.writes.size === 0) return base;
+    const merged = new Map<string, KeyValue>(base.map((kv) => [kv.key, kv]));
+    for (const [k, w] of this.writes) {
+      if (!inRange(k, key, rangeEnd)) continue;
+      if (w.value === null) merged.delete(k);
+      else merged.set(k, this.pendingKv(k, w));
+    }
+    return [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  put(key: KeyString, value: Uint8Array, lease: number): void {
+    this.writes.set(key, { key, value, lease });
+  }
+
+  delete(key: KeyString): void {
+    this.writes.set(key, { key, value: null, lease: 0 });
+  }
+
+  /** Fills in the revision of results that showed this request's own writes. */
+  assign(rev: number): void {
+    for (const kv of this.unassigned) {
+      kv.mod = rev;
+      if (kv.create === UNASSIGNED) kv.create = rev;
+    }
+  }
+
+  private pendingKv(key: KeyString, w: Write): KeyValue {
+    const before = this.mvcc.get(key);
+    const kv: KeyValue = {
+      key,
+      create: before ? before.create : UNASSIGNED,
+      mod: UNASSIGNED,
+      version: (before?.version ?? 0) + 1,
+      value: w.value!,
+      lease: w.lease,
+    };
+    this.unassigned.push(kv);
+    return kv;
+  }
+}
+
+export function inRange(k: string, key: string, rangeEnd: string): boolean {
+  if (rangeEnd === "") return k === key;
+  if (rangeEnd === "\u0000") return k >= key;
+  return k >= key && k < rangeEnd;
+}

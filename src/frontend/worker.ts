@@ -1,0 +1,61 @@
+/**
+ * A frontend worker thread: one replica under its own actor id, executing
+ * the requests the main thread routes to it.
+ */
+import { parentPort } from "node:worker_threads";
+import { randomBytes } from "node:crypto";
+import { Replica } from "../backend/replica";
+import { Envelope } from "../backend/backend";
+import { ActorId } from "../persist/encoding";
+import { toWireError } from "../errors";
+import { Executor } from "./executor";
+import { FromFrontend, Outbox, ResponseItem, ToFrontend } from "./messages";
+
+const port = parentPort!;
+const post = (m: FromFrontend) => port.postMessage(m);
+
+let executor: Executor | null = null;
+let acked = 0;
+const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items }));
+const envelopes = new Outbox<Envelope>((items) => post({ type: "envelopes", items }));
+
+function handle(m: ToFrontend): void {
+  switch (m.type) {
+    case "init": {
+      // A fresh actor for every process start: a crash can never make two histories share one.
+      const replica = new Replica(randomBytes(16).toString("hex") as ActorId);
+      replica.bootstrap(m.bootstrap);
+      executor = new Executor(replica, (e) => envelopes.push(e));
+      acked = replica.rev;
+      post({ type: "ready", actor: replica.actor, rev: replica.rev });
+      return;
+    }
+    case "requests":
+      for (const item of m.items) {
+        executor!.execute(item.request, item.minRev).then(
+          (r) => responses.push({ id: item.id, ok: true, revision: r.revision, result: r.result }),
+          (e) => responses.push({ id: item.id, ok: false, error: toWireError(e) }),
+        );
+      }
+      return;
+    case "applied":
+      executor!.onApplied(m.entries);
+      acked = m.entries[m.entries.length - 1].rev;
+      responses.ping(); // the ack goes out even when no request of ours completed
+      return;
+    case "compact":
+      executor!.onCompact(m.rev);
+      return;
+    case "stop":
+      port.close();
+      return;
+  }
+}
+
+port.on("message", (m: ToFrontend) => {
+  try {
+    handle(m);
+  } catch (e) {
+    post({ type: "fatal", message: (e as Error).stack ?? String(e) });
+  }
+});

@@ -1,0 +1,168 @@
+/**
+ * One mergekv server: the store, the backend, the frontend workers and the
+ * gRPC endpoints, started and stopped in order.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as os from "node:os";
+import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
+import { FrontendPool } from "./frontend/pool";
+import { LevelStore } from "./persist/level-store";
+import { Store } from "./persist/store";
+import { loadServices } from "./api/proto";
+import { HeaderSource, TRANSPORT_BYTES_MAX } from "./api/rpc";
+import { clusterService, kvService, maintenanceService } from "./api/services";
+import { MergekvError } from "./errors";
+
+export interface ServerOptions {
+  name: string;
+  dataDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  frontends: number;
+  internalReplication: number;
+  snapshotCount: number;
+  unsafeNoFsync: boolean;
+  repair: boolean;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_OPTIONS: ServerOptions = {
+  name: "default",
+  dataDir: "default.mergekv",
+  listenClientUrls: ["http://127.0.0.1:2379"],
+  advertiseClientUrls: ["http://127.0.0.1:2379"],
+  frontends: Math.max(1, os.availableParallelism()),
+  internalReplication: 1,
+  snapshotCount: DEFAULT_SNAPSHOT_COUNT,
+  unsafeNoFsync: false,
+  repair: false,
+  log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+};
+
+/** What the gRPC services call. */
+export interface Engine {
+  pool: FrontendPool;
+  backend: Backend;
+  store: Store;
+  headers: HeaderSource;
+  name: string;
+  clientUrls: string[];
+  onInternalError: (e: unknown) => void;
+  compactStorage(): Promise<CompactionReport>;
+}
+
+export interface CompactionReport {
+  snapshot: SnapshotReport;
+  before: { records: number; bytes: number };
+  after: { records: number; bytes: number };
+  ms: number;
+}
+
+/** Saves a snapshot covering every record so far, deletes them, reclaims their space. */
+export async function compactStorage(backend: Backend, onProgress?: (stage: string, done?: number, total?: number) => void): Promise<CompactionReport> {
+  const started = Date.now();
+  onProgress?.("counting records");
+  const before = await backend.log.stats();
+  const progress = (done: number, total: number) => onProgress?.("saving snapshot", Math.min(done, total), total);
+  let snapshot = await backend.snapshot(progress);
+  if (backend.uncoveredRecords > 0) snapshot = await backend.snapshot(progress); // one was already running: cover the rest
+  onProgress?.("reclaiming space");
+  await backend.log.reclaim();
+  const after = await backend.log.stats();
+  return { snapshot, before, after, ms: Date.now() - started };
+}
+
+/** "http://127.0.0.1:2379" -> "127.0.0.1:2379"; TLS URLs are refused until TLS exists. */
+export function bindAddress(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new MergekvError("InvalidArgument", `invalid URL ${JSON.stringify(url)}: expected http://host:port`);
+  }
+  if (u.protocol === "https:") throw new MergekvError("InvalidArgument", `${url}: TLS is not supported yet; use http://`);
+  if (u.protocol !== "http:") throw new MergekvError("InvalidArgument", `${url}: scheme must be http://`);
+  if (!u.port) throw new MergekvError("InvalidArgument", `${url}: a port is required`);
+  return `${u.hostname}:${u.port}`;
+}
+
+export class MergekvServer implements Engine {
+  readonly store: Store;
+  backend!: Backend;
+  pool!: FrontendPool;
+  headers!: HeaderSource;
+  private grpcServer: grpc.Server | null = null;
+  readonly ports: number[] = [];
+  private stopped = false;
+
+  constructor(readonly opts: ServerOptions) {
+    if (!Number.isInteger(opts.frontends) || opts.frontends < 1) throw new MergekvError("InvalidArgument", `--frontends must be a positive integer, got ${opts.frontends}`);
+    if (!Number.isInteger(opts.internalReplication) || opts.internalReplication < 1 || opts.internalReplication > opts.frontends) {
+      throw new MergekvError("InvalidArgument", `--internal-replication must be between 1 and --frontends (${opts.frontends}), got ${opts.internalReplication}`);
+    }
+    if (!Number.isInteger(opts.snapshotCount) || opts.snapshotCount < 1) throw new MergekvError("InvalidArgument", `--snapshot-count must be a positive integer, got ${opts.snapshotCount}`);
+    opts.listenClientUrls.forEach(bindAddress);
+    this.store = new LevelStore(opts.dataDir);
+  }
+
+  get name(): string { return this.opts.name; }
+  get clientUrls(): string[] { return this.opts.advertiseClientUrls; }
+
+  onInternalError = (e: unknown): void => {
+    this.opts.log(`internal error: ${(e as Error)?.stack ?? String(e)}`);
+  };
+
+  async compactStorage(): Promise<CompactionReport> {
+    const r = await compactStorage(this.backend);
+    this.opts.log(`storage compaction: ${r.before.records} -> ${r.after.records} change records, ${r.before.bytes} -> ${r.after.bytes} bytes, ${r.ms} ms`);
+    return r;
+  }
+
+  async start(onFatal: (message: string) => void): Promise<void> {
+    const log = this.opts.log;
+    const started = Date.now();
+    await this.store.open();
+    this.backend = await Backend.open(this.store, !this.opts.unsafeNoFsync, {
+      internalReplication: this.opts.internalReplication,
+      frontends: this.opts.frontends,
+      snapshotCount: this.opts.snapshotCount,
+      repair: this.opts.repair,
+      broadcast: (m) => this.pool.broadcast(m),
+      log,
+    });
+    this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
+    this.pool = new FrontendPool(this.opts.frontends, this.backend, onFatal);
+    await this.pool.start(this.backend.takeBootstrap());
+    log(`recovered revision ${this.backend.revision} (${this.backend.replica.mvcc.size} keys) and started ${this.opts.frontends} frontends in ${Date.now() - started} ms`);
+
+    const services = loadServices();
+    const server = new grpc.Server({ "grpc.max_receive_message_length": TRANSPORT_BYTES_MAX, "grpc.max_send_message_length": TRANSPORT_BYTES_MAX });
+    server.addService(services.KV, kvService(this));
+    server.addService(services.Maintenance, maintenanceService(this));
+    server.addService(services.Cluster, clusterService(this));
+    for (const url of this.opts.listenClientUrls) {
+      const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));
+      this.ports.push(port);
+      log(`serving client requests on ${bindAddress(url).replace(/:\d+$/, `:${port}`)}`);
+    }
+    this.grpcServer = server;
+  }
+
+  /** Graceful: stop accepting, finish what is in flight, make it durable, close. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const server = this.grpcServer;
+    if (server) {
+      await Promise.race([
+        new Promise<void>((r) => server.tryShutdown(() => r())),
+        new Promise<void>((r) => setTimeout(r, 5_000).unref()),
+      ]);
+      server.forceShutdown();
+    }
+    if (this.backend) await this.backend.close();
+    if (this.pool) await this.pool.stop();
+    await this.store.close();
+  }
+}

@@ -89,7 +89,7 @@ function toOp(w: Wire): RequestOp {
   if (w.request_put) return { put: toPut(w.request_put) };
   if (w.request_delete_range) return { deleteRange: toDeleteRange(w.request_delete_range) };
   if (w.request_txn) return { txn: toTxn(w.request_txn) };
-  throw new MergekvError("InvalidArgument", "mergekv: txn operation with no request");
+  throw new MergekvError("KeyNotFound"); // etcd's answer to an empty RequestOp
 }
 
 export function toTxn(w: Wire): TxnRequest {

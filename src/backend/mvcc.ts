@@ -104,9 +104,9 @@ export class MvccStore {
     return e && e.value !== null ? toKeyValue(key as KeyString, e) : undefined;
   }
 
-  /** Throws etcd's errors for a revision outside [compactRev, rev]; 0 = current. */
+  /** Throws etcd's errors for a revision outside [compactRev, rev]; 0 or negative = current (as etcd). */
   checkReadable(rev: number): number {
-    if (rev === 0) return this.rev;
+    if (rev <= 0) return this.rev;
     if (rev > this.rev) throw new MergekvError("FutureRevision");
     if (rev < this.compactRev) throw new MergekvError("Compacted");
     return rev;

@@ -165,12 +165,13 @@ export function runRange(view: TxnView, r: RangeRequest): RangeResult {
   let order = r.sortOrder;
   if (r.sortTarget !== "KEY" && order === "NONE") order = "ASCEND"; // etcd: only key order comes for free
   if (order !== "NONE" && r.sortTarget !== "KEY") {
+    // Ties stay in key order in both directions, as etcd's (stable for small results) sort.Reverse.
     const field = sortField(r.sortTarget);
-    kvs.sort((a, b) => field(a, b) || (a.key < b.key ? -1 : 1));
-  }
-  if (order === "DESCEND") kvs.reverse();
+    const sign = order === "DESCEND" ? -1 : 1;
+    kvs.sort((a, b) => sign * field(a, b) || (a.key < b.key ? -1 : 1));
+  } else if (order === "DESCEND") kvs.reverse();
   let more = false;
-  if (r.limit > 0 && kvs.length > r.limit) {
+  if (r.limit > 0 && kvs.length > r.limit && !r.countOnly) { // etcd: count_only returns no kvs, so never `more`
     kvs = kvs.slice(0, r.limit);
     more = true;
   }

@@ -29,20 +29,26 @@ function checkDelete(r: DeleteRangeRequest): void {
   if (r.key.length === 0) throw new MergekvError("KeyNotProvided");
 }
 
+/** Duplicate keys are checked once, at the top level, after every op is (as etcd's Txn handler). */
 function checkTxn(t: TxnRequest): void {
-  if (t.compare.length > TXN_OPS_MAX || t.success.length > TXN_OPS_MAX || t.failure.length > TXN_OPS_MAX) {
-    throw new MergekvError("TooManyOps");
-  }
-  for (const op of t.success.concat(t.failure)) checkOp(op);
+  checkTxnOps(t, TXN_OPS_MAX);
   checkIntervals(t.success);
   checkIntervals(t.failure);
 }
 
-function checkOp(op: RequestOp): void {
+/** etcd's checkTxnRequest: a nested Txn may use only what its parent's widest list left of `opsMax`. */
+function checkTxnOps(t: TxnRequest, opsMax: number): void {
+  const ops = Math.max(t.compare.length, t.success.length, t.failure.length);
+  if (ops > opsMax) throw new MergekvError("TooManyOps");
+  for (const c of t.compare) if (c.key.length === 0) throw new MergekvError("KeyNotProvided");
+  for (const op of t.success.concat(t.failure)) checkOp(op, opsMax - ops);
+}
+
+function checkOp(op: RequestOp, opsMax: number): void {
   if ("range" in op) checkRange(op.range);
   else if ("put" in op) checkPut(op.put);
   else if ("deleteRange" in op) checkDelete(op.deleteRange);
-  else checkTxn(op.txn);
+  else checkTxnOps(op.txn, opsMax);
 }
 
 /** A half-open key interval; end "" = the point key; end "\0" = unbounded. */

@@ -98,6 +98,7 @@ export class Backend {
       throw new MergekvError("Corrupt", `data directory uses ${rec.meta.bucketCount} buckets; this build uses ${BUCKET_COUNT}`);
     }
     const bootstrap: Bootstrap = {
+      rev: rec.meta.rev,
       compactRev: rec.meta.compactRev,
       buckets: rec.buckets,
       histories: rec.histories,

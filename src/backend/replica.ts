@@ -19,6 +19,8 @@ export interface AppliedEntry {
 
 /** What a replica needs to start: the snapshot and the records after it. */
 export interface Bootstrap {
+  /** The recovered revision: may exceed every history and entry (compacted or no-op writes). */
+  rev: number;
   compactRev: number;
   buckets: [number, Uint8Array][];
   histories: [KeyString, Uint8Array][];
@@ -44,6 +46,7 @@ export class Replica {
     for (const [key, bytes] of b.histories) this.mvcc.loadHistory(key, bytes, `history of ${JSON.stringify(key)}`);
     this.buckets.applyRemote(b.entries.flatMap((e) => e.changes));
     for (const e of b.entries) this.mvcc.apply(e.rev, e.writes, true);
+    if (b.rev > this.mvcc.rev) this.mvcc.rev = b.rev; // revisions never go down
     if (b.compactRev > this.mvcc.compactRev) this.mvcc.compact(b.compactRev);
   }
 

@@ -21,7 +21,8 @@ const ETCD_START_MS_MAX = 30_000;
 export async function startEtcd(): Promise<RunningEtcd> {
   const dataDir = await tempDir("mergekv-real-etcd-");
   const clientPort = await freePort();
-  const peerPort = await freePort();
+  let peerPort = await freePort();
+  while (peerPort === clientPort) peerPort = await freePort();
   const endpoint = `127.0.0.1:${clientPort}`;
   const child = spawn("etcd", [
     "--name", "default",

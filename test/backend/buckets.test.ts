@@ -1,0 +1,180 @@
+import fc from "fast-check";
+import { BUCKET_COUNT, BucketSet, bucketOf } from "../../src/backend/buckets";
+import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
+import { BucketChange } from "../../src/persist/records";
+import { MergekvError } from "../../src/errors";
+import { assertProperty } from "../helpers/random";
+
+const ACTOR_A = "aa".repeat(16) as ActorId;
+const ACTOR_B = "bb".repeat(16) as ActorId;
+const ACTOR_C = "cc".repeat(16) as ActorId;
+const KEY_POOL = ["a", "b", "c", "d", "e", "f", "g", "h"].map((k) => keyToString(Buffer.from(k)));
+
+const value = (text: string) => new Uint8Array(Buffer.from(text));
+const read = (set: BucketSet, key: KeyString) => {
+  const v = set.get(key);
+  return v && Buffer.from(v).toString();
+};
+const snapshotOf = (set: BucketSet) => KEY_POOL.map((k) => read(set, k));
+
+/** The first `count` keys "k0", "k1", ... that land in distinct buckets. */
+function keysInDistinctBuckets(count: number): KeyString[] {
+  const byBucket = new Map<number, KeyString>();
+  for (let i = 0; byBucket.size < count; i++) {
+    const k = keyToString(Buffer.from(`k${i}`));
+    if (!byBucket.has(bucketOf(k))) byBucket.set(bucketOf(k), k);
+  }
+  return [...byBucket.values()];
+}
+
+/** A key other than `key` in the same bucket. */
+function sameBucketAs(key: KeyString): KeyString {
+  for (let i = 0; ; i++) {
+    const k = keyToString(Buffer.from(`same${i}`));
+    if (k !== key && bucketOf(k) === bucketOf(key)) return k;
+  }
+}
+
+describe("bucketOf", () => {
+  test("is 32-bit FNV-1a of the key bytes modulo BUCKET_COUNT (published FNV test vectors)", () => {
+    expect(BUCKET_COUNT).toBe(4096);
+    expect(bucketOf("")).toBe(0x811c9dc5 % BUCKET_COUNT);
+    expect(bucketOf("a")).toBe(0xe40c292c % BUCKET_COUNT);
+    expect(bucketOf("foobar")).toBe(0xbf9cf968 % BUCKET_COUNT);
+  });
+
+  test("always lands inside [0, BUCKET_COUNT)", () => {
+    assertProperty("bucketOf range", fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      const b = bucketOf(keyToString(bytes));
+      expect(Number.isInteger(b) && b >= 0 && b < BUCKET_COUNT).toBe(true);
+    }));
+  });
+});
+
+describe("local commits", () => {
+  test("a Txn-like commit over several buckets gives one change per touched bucket", () => {
+    const [k1, k2, k3] = keysInDistinctBuckets(3);
+    const k1Neighbour = sameBucketAs(k1);
+    const set = new BucketSet(ACTOR_A);
+    set.put(k1, value("1"));
+    set.put(k1Neighbour, value("1b"));
+    set.put(k2, value("2"));
+    set.put(k3, value("3"));
+    set.delete(k3);
+    const changes = set.commit();
+    expect(changes.map((c) => c.bucket).sort()).toEqual([k1, k2, k3].map(bucketOf).sort());
+    const replica = new BucketSet(ACTOR_B);
+    replica.applyRemote(changes);
+    expect([k1, k1Neighbour, k2, k3].map((k) => read(replica, k))).toEqual(["1", "1b", "2", undefined]);
+  });
+
+  test("a commit with nothing written gives no changes, and the next commit starts afresh", () => {
+    const set = new BucketSet(ACTOR_A);
+    expect(set.commit()).toEqual([]);
+    const [k1, k2] = keysInDistinctBuckets(2);
+    set.put(k1, value("x"));
+    expect(set.commit().map((c) => c.bucket)).toEqual([bucketOf(k1)]);
+    set.put(k2, value("y"));
+    expect(set.commit().map((c) => c.bucket)).toEqual([bucketOf(k2)]);
+  });
+});
+
+describe("convergence", () => {
+  test("a change that arrives before its dependency waits for it", () => {
+    const author = new BucketSet(ACTOR_A);
+    author.put(KEY_POOL[0], value("first"));
+    const first = author.commit();
+    author.put(KEY_POOL[0], value("second"));
+    const second = author.commit();
+    const replica = new BucketSet(ACTOR_B);
+    replica.applyRemote(second);
+    expect(replica.missingDeps()).toBeGreaterThan(0);
+    expect(read(replica, KEY_POOL[0])).toBeUndefined();
+    replica.applyRemote(first);
+    expect(replica.missingDeps()).toBe(0);
+    expect(read(replica, KEY_POOL[0])).toBe("second");
+  });
+
+  type Operation = { key: number; value: string | null };
+  const commitArbitrary = fc.array(fc.record({ key: fc.nat(KEY_POOL.length - 1), value: fc.option(fc.string({ maxLength: 4 }), { nil: null }) }), { minLength: 1, maxLength: 4 });
+  const historyArbitrary = fc.array(commitArbitrary, { maxLength: 6 });
+
+  function author(set: BucketSet, commits: Operation[][]): BucketChange[][] {
+    return commits.map((ops) => {
+      for (const op of ops) {
+        if (op.value === null) set.delete(KEY_POOL[op.key]);
+        else set.put(KEY_POOL[op.key], value(op.value));
+      }
+      return set.commit();
+    });
+  }
+
+  /** Delivers every change, one applyRemote call each, in the order `ranks` gives. */
+  function deliver(to: BucketSet, changes: BucketChange[], ranks: number[]): void {
+    const order = changes.map((c, i) => ({ c, rank: ranks[i % Math.max(ranks.length, 1)] ?? 0, i }));
+    order.sort((x, y) => x.rank - y.rank || x.i - y.i);
+    for (const { c } of order) to.applyRemote([c]);
+  }
+
+  test("replicas with different actors converge after exchanging changes in any order", () => {
+    const scenario = fc.tuple(historyArbitrary, historyArbitrary, fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 40 }));
+    assertProperty("bucket convergence", fc.property(scenario, ([commitsA, commitsB, ranksB, ranksC]) => {
+      const a = new BucketSet(ACTOR_A);
+      const b = new BucketSet(ACTOR_B);
+      const observer = new BucketSet(ACTOR_C);
+      const fromA = author(a, commitsA).flat();
+      const fromB = author(b, commitsB).flat();
+      a.applyRemote(fromB);
+      deliver(b, fromA, ranksB);
+      deliver(observer, fromA.concat(fromB), ranksC);
+      for (const set of [a, b, observer]) expect(set.missingDeps()).toBe(0);
+      expect(snapshotOf(b)).toEqual(snapshotOf(a));
+      expect(snapshotOf(observer)).toEqual(snapshotOf(a));
+    }), { numRuns: 25 });
+  });
+
+  test("concurrent writes of one key resolve to the same value everywhere", () => {
+    const a = new BucketSet(ACTOR_A);
+    const b = new BucketSet(ACTOR_B);
+    a.put(KEY_POOL[0], value("from a"));
+    b.put(KEY_POOL[0], value("from b"));
+    const fromA = a.commit();
+    const fromB = b.commit();
+    a.applyRemote(fromB);
+    b.applyRemote(fromA);
+    expect(read(a, KEY_POOL[0])).toBe(read(b, KEY_POOL[0]));
+    expect(["from a", "from b"]).toContain(read(a, KEY_POOL[0]));
+  });
+});
+
+describe("save and load", () => {
+  test("saved buckets load into a fresh set with the same contents, which keeps merging", () => {
+    const original = new BucketSet(ACTOR_A);
+    KEY_POOL.forEach((k, i) => original.put(k, value(`v${i}`)));
+    original.delete(KEY_POOL[1]);
+    original.commit();
+    const loaded = new BucketSet(ACTOR_C);
+    for (const bucket of original.present()) loaded.load(bucket, original.save(bucket)!);
+    expect([...loaded.present()]).toEqual([...original.present()]);
+    expect(snapshotOf(loaded)).toEqual(snapshotOf(original));
+    original.put(KEY_POOL[2], value("later"));
+    loaded.applyRemote(original.commit());
+    expect(read(loaded, KEY_POOL[2])).toBe("later");
+    const present = new Set(original.present());
+    const emptyBucket = Array.from({ length: BUCKET_COUNT }, (_, b) => b).find((b) => !present.has(b))!;
+    expect(original.save(emptyBucket)).toBeUndefined();
+  });
+
+  test("loading bytes that are not an Automerge document is Corrupt, naming the bucket", () => {
+    const set = new BucketSet(ACTOR_A);
+    let caught: unknown;
+    try {
+      set.load(17, new Uint8Array(Buffer.from("not a document")));
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(MergekvError);
+    expect((caught as MergekvError).code).toBe("Corrupt");
+    expect((caught as MergekvError).message).toContain("bucket 17");
+  });
+});

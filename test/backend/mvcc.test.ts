@@ -1,0 +1,270 @@
+import { KeyValue, MvccEvent, MvccStore, RANGE_END_ALL } from "../../src/backend/mvcc";
+import { KeyString, keyToString } from "../../src/persist/encoding";
+import { Write } from "../../src/persist/records";
+import { MergekvError } from "../../src/errors";
+import { SeededRandom, chooseSeed } from "../helpers/random";
+
+const key = (text: string) => keyToString(Buffer.from(text, "latin1"));
+const put = (k: string, value: string, lease = 0): Write => ({ key: key(k), value: new Uint8Array(Buffer.from(value)), lease });
+const del = (k: string): Write => ({ key: key(k), value: null, lease: 0 });
+const text = (kv: KeyValue | undefined) => kv && Buffer.from(kv.value).toString();
+const summary = (kv: KeyValue | undefined) => kv && { key: kv.key, create: kv.create, mod: kv.mod, version: kv.version, value: text(kv) };
+
+function codeOf(run: () => unknown): string | undefined {
+  try {
+    run();
+    return undefined;
+  } catch (e) {
+    expect(e).toBeInstanceOf(MergekvError);
+    return (e as MergekvError).code;
+  }
+}
+
+/** A store with writes applied at revisions 1, 2, ... in order. */
+function storeWith(...revisions: Write[][]): MvccStore {
+  const store = new MvccStore(true);
+  revisions.forEach((writes, i) => store.apply(i + 1, writes));
+  return store;
+}
+
+describe("revision and version semantics", () => {
+  test("a first put has create = mod = its revision and version 1; later puts raise version and mod", () => {
+    const store = new MvccStore();
+    store.apply(1, [put("other", "x")]);
+    store.apply(2, [put("k", "v1")]);
+    expect(summary(store.get("k"))).toEqual({ key: "k", create: 2, mod: 2, version: 1, value: "v1" });
+    store.apply(3, [put("k", "v2")]);
+    store.apply(4, [put("k", "v3")]);
+    expect(summary(store.get("k"))).toEqual({ key: "k", create: 2, mod: 4, version: 3, value: "v3" });
+  });
+
+  test("a delete resets the key; a re-create starts over at version 1", () => {
+    const store = storeWith([put("k", "a")], [put("k", "b")], [del("k")], [put("k", "c")]);
+    expect(store.get("k", 3)).toBeUndefined();
+    expect(summary(store.get("k"))).toEqual({ key: "k", create: 4, mod: 4, version: 1, value: "c" });
+  });
+
+  test("apply returns etcd's events: put with prev, delete with key and mod only", () => {
+    const store = storeWith([put("k", "a", 7)]);
+    const [update] = store.apply(2, [put("k", "b")]);
+    expect(update.type).toBe("put");
+    expect(summary(update.kv)).toEqual({ key: "k", create: 1, mod: 2, version: 2, value: "b" });
+    expect(summary(update.prev)).toEqual({ key: "k", create: 1, mod: 1, version: 1, value: "a" });
+    expect(update.prev?.lease).toBe(7);
+    const [removal] = store.apply(3, [del("k")]);
+    expect(removal.type).toBe("delete");
+    expect(summary(removal.kv)).toEqual({ key: "k", create: 0, mod: 3, version: 0, value: "" });
+    expect(text(removal.prev)).toBe("b");
+  });
+
+  test("deleting an absent key is no event, but the revision still advances", () => {
+    const store = storeWith([put("k", "a")]);
+    expect(store.apply(2, [del("missing")])).toEqual([]);
+    expect(store.rev).toBe(2);
+    expect([...store.keys()]).toEqual(["k"]);
+  });
+
+  test("get at older revisions sees the value of that time", () => {
+    const store = storeWith([put("k", "a")], [put("j", "x")], [put("k", "b")], [del("k")]);
+    expect(store.get("k", 1)?.mod).toBe(1);
+    expect(text(store.get("k", 2))).toBe("a");
+    expect(text(store.get("k", 3))).toBe("b");
+    expect(store.get("k", 4)).toBeUndefined();
+    expect(store.get("j", 1)).toBeUndefined();
+  });
+});
+
+describe("range", () => {
+  const store = storeWith([put("a", "1"), put("b", "2"), put("b\x00", "3"), put("c", "4"), put("\xff", "5")], [del("c")]);
+  const keysOf = (start: string, end: string, rev = 0) => [...store.range(start, end, rev)].map((kv) => kv.key);
+
+  test('range_end "" is the key alone', () => {
+    expect(keysOf("b", "")).toEqual(["b"]);
+    expect(keysOf("bb", "")).toEqual([]);
+  });
+
+  test('range_end "\\0" is every key from the key on, in byte order', () => {
+    expect(keysOf("b", RANGE_END_ALL)).toEqual(["b", "b\x00", "\xff"]);
+    expect(keysOf("\x00", RANGE_END_ALL)).toEqual(["a", "b", "b\x00", "\xff"]);
+  });
+
+  test("a normal range_end is exclusive; an end at or before the key is empty", () => {
+    expect(keysOf("a", "c")).toEqual(["a", "b", "b\x00"]);
+    expect(keysOf("a", "b")).toEqual(["a"]);
+    expect(keysOf("b", "b")).toEqual([]);
+    expect(keysOf("c", "a")).toEqual([]);
+  });
+
+  test("range at an older revision includes keys deleted since", () => {
+    expect(keysOf("b", "d", 1)).toEqual(["b", "b\x00", "c"]);
+    expect(store.liveKeys("a", RANGE_END_ALL)).toEqual(["a", "b", "b\x00", "\xff"]);
+  });
+});
+
+describe("compaction", () => {
+  test("reading at exactly compactRev works, below is Compacted, beyond rev is FutureRevision", () => {
+    const store = storeWith([put("k", "a")], [put("k", "b")], [put("k", "c")], [put("j", "d")]);
+    store.compact(3);
+    expect(store.checkReadable(3)).toBe(3);
+    expect(store.checkReadable(4)).toBe(4);
+    expect(store.checkReadable(0)).toBe(4);
+    expect(codeOf(() => store.checkReadable(2))).toBe("Compacted");
+    expect(codeOf(() => store.checkReadable(5))).toBe("FutureRevision");
+    expect(text(store.get("k", 3))).toBe("c");
+  });
+
+  test("compacting at or below the compact revision is Compacted; beyond rev is FutureRevision", () => {
+    const store = storeWith([put("k", "a")], [put("k", "b")], [put("k", "c")]);
+    store.compact(2);
+    expect(codeOf(() => store.compact(2))).toBe("Compacted");
+    expect(codeOf(() => store.compact(1))).toBe("Compacted");
+    expect(codeOf(() => store.compact(4))).toBe("FutureRevision");
+    expect(store.compactRev).toBe(2);
+  });
+
+  test("the value live at compactRev survives however old; keys deleted before it are dropped", () => {
+    const store = storeWith([put("old", "o"), put("gone", "g")], [del("gone")], [put("late", "l")], [put("x", "x")], [del("late")]);
+    store.compact(4);
+    expect(summary(store.get("old", 4))).toEqual({ key: "old", create: 1, mod: 1, version: 1, value: "o" });
+    expect(text(store.get("late", 4))).toBe("l");
+    expect(store.get("late", 5)).toBeUndefined();
+    expect([...store.keys()]).toEqual(["late", "old", "x"]);
+  });
+
+  test("a compaction that drops history marks the keys dirty (the snapshot must rewrite them)", () => {
+    const store = storeWith([put("k", "a")], [put("k", "b")], [put("j", "c")]);
+    store.takeDirty();
+    expect(store.compact(2)).toBe(1);
+    expect(store.takeDirty()).toEqual(["k"]);
+  });
+});
+
+describe("history encoding", () => {
+  const revisions = [[put("k", "a", 3)], [put("j", "x")], [put("k", "b")], [del("k")], [put("k", "c")], [del("j")]];
+
+  test("encodeHistory and loadHistory round-trip every key's answers at every revision", () => {
+    const original = storeWith(...revisions);
+    const restored = new MvccStore();
+    for (const k of original.keys()) restored.loadHistory(k as KeyString, original.encodeHistory(k)!, `history of ${k}`);
+    expect(restored.rev).toBe(original.rev);
+    for (let rev = 1; rev <= original.rev; rev++) {
+      for (const k of ["k", "j"]) expect(restored.get(k, rev)).toEqual(original.get(k, rev));
+    }
+    expect(original.encodeHistory("never")).toBeUndefined();
+  });
+
+  test("replaying records over a restored history changes nothing (idempotent)", () => {
+    const original = storeWith(...revisions);
+    const restored = new MvccStore();
+    for (const k of original.keys()) restored.loadHistory(k as KeyString, original.encodeHistory(k)!, k);
+    revisions.forEach((writes, i) => expect(restored.apply(i + 1, writes, true)).toEqual([]));
+    for (const k of ["k", "j"]) expect(restored.encodeHistory(k)).toEqual(original.encodeHistory(k));
+  });
+
+  test("loadHistory rejects truncated, empty and out-of-order histories as Corrupt", () => {
+    const bytes = storeWith(...revisions).encodeHistory("k")!;
+    const store = new MvccStore();
+    expect(codeOf(() => store.loadHistory(key("k"), bytes.subarray(0, bytes.length - 1), "k"))).toBe("Corrupt");
+    expect(codeOf(() => store.loadHistory(key("k"), Buffer.alloc(4), "k"))).toBe("Corrupt");
+    const swapped = storeWith([put("k", "a")], [put("k", "b")]).encodeHistory("k")!;
+    const entryBytes = (swapped.length - 4) / 2;
+    const reordered = Buffer.concat([swapped.subarray(0, 4), swapped.subarray(4 + entryBytes), swapped.subarray(4, 4 + entryBytes)]);
+    expect(codeOf(() => store.loadHistory(key("k"), reordered, "k"))).toBe("Corrupt");
+  });
+});
+
+/** The reference: the whole keyspace copied at every revision; etcd's rules written out plainly. */
+class ReferenceModel {
+  private readonly states: Map<string, KeyValue>[] = [new Map()];
+  compactRev = 0;
+
+  get rev(): number {
+    return this.states.length - 1;
+  }
+
+  apply(writes: Write[]): MvccEvent[] {
+    const rev = this.rev + 1;
+    const state = new Map(this.states[this.rev]);
+    const events: MvccEvent[] = [];
+    for (const w of writes) {
+      const prev = state.get(w.key);
+      if (w.value === null) {
+        if (!prev) continue;
+        state.delete(w.key);
+        events.push({ type: "delete", kv: { key: w.key, create: 0, mod: rev, version: 0, value: new Uint8Array(0), lease: 0 }, prev });
+      } else {
+        const kv = { key: w.key, create: prev ? prev.create : rev, mod: rev, version: prev ? prev.version + 1 : 1, value: w.value, lease: w.lease };
+        state.set(w.key, kv);
+        events.push({ type: "put", kv, prev });
+      }
+    }
+    this.states.push(state);
+    return events;
+  }
+
+  /** etcd's answer to a range read: the kvs, or the error code. */
+  read(start: string, end: string, rev: number): KeyValue[] | string {
+    if (rev > this.rev) return "FutureRevision";
+    if (rev !== 0 && rev < this.compactRev) return "Compacted";
+    const inRange = (k: string) => (end === "" ? k === start : end === RANGE_END_ALL ? k >= start : k >= start && k < end);
+    return [...this.states[rev || this.rev].values()].filter((kv) => inRange(kv.key)).sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  compact(rev: number): string | undefined {
+    if (rev <= this.compactRev) return "Compacted";
+    if (rev > this.rev) return "FutureRevision";
+    this.compactRev = rev;
+    return undefined;
+  }
+
+  /** Keys that must keep history: live at some readable revision. */
+  retainedKeys(): string[] {
+    const keys = new Set<string>();
+    for (let rev = this.compactRev; rev <= this.rev; rev++) for (const k of this.states[rev].keys()) keys.add(k);
+    return [...keys].sort();
+  }
+}
+
+describe("MvccStore against a reference model", () => {
+  const KEYS = ["a", "a\x00", "ab", "b", "c", "\xff"];
+  const ENDS = ["", RANGE_END_ALL, "b", "c", "\xff", "a\x00"];
+
+  function randomWrites(random: SeededRandom): Write[] {
+    const keys = KEYS.filter(() => random.next() < 0.35);
+    return keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`, random.below(3)) : del(k)));
+  }
+
+  function checkRead(store: MvccStore, model: ReferenceModel, random: SeededRandom): void {
+    const start = random.pick(KEYS), end = random.pick(ENDS), rev = random.below(model.rev + 3);
+    const expected = model.read(start, end, rev);
+    let actual: KeyValue[] | string;
+    try {
+      actual = [...store.range(start, end, store.checkReadable(rev))];
+    } catch (e) {
+      actual = (e as MergekvError).code;
+    }
+    expect([start, end, rev, actual]).toEqual([start, end, rev, expected]);
+  }
+
+  test("random puts, deletes and compactions read back as the model says", () => {
+    const seed = chooseSeed("mvcc model");
+    const random = new SeededRandom(seed);
+    for (let run = 0; run < 20; run++) {
+      const store = new MvccStore();
+      const model = new ReferenceModel();
+      for (let step = 0; step < 150; step++) {
+        const roll = random.next();
+        if (roll < 0.75) {
+          const writes = randomWrites(random);
+          expect(store.apply(model.rev + 1, writes)).toEqual(model.apply(writes));
+        } else if (roll < 0.85) {
+          const rev = random.below(model.rev + 3);
+          expect(codeOf(() => store.compact(rev))).toBe(model.compact(rev));
+        }
+        for (let read = 0; read < 3; read++) checkRead(store, model, random);
+      }
+      expect(store.rev).toBe(model.rev);
+      expect([...store.keys()]).toEqual(model.retainedKeys());
+    }
+  });
+});

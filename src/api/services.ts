@@ -12,12 +12,12 @@ import { RangeResult, PutResult, DeleteRangeResult, TxnResult } from "../fronten
 export const ETCD_API_VERSION = "3.4.23";
 
 export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
-  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  const h = (fn: UnaryHandler, readOnly = false) => unary(engine.headers, fn, engine.onInternalError, readOnly);
   return {
     Range: h(async (req) => {
       const r = await engine.pool.execute({ kind: "range", req: toRange(req) });
       return { revision: r.revision, body: fromRange(r.result as RangeResult) };
-    }),
+    }, true),
     Put: h(async (req) => {
       const r = await engine.pool.execute({ kind: "put", req: toPut(req) });
       return { revision: r.revision, body: fromPut(r.result as PutResult) };

@@ -54,6 +54,9 @@ export interface Recovered {
 
 interface Pending { ops: StoreOp[]; resolve: () => void; reject: (e: unknown) => void }
 
+/** An empty store is at revision 1 and its first write gets 2, as in etcd. */
+export const INITIAL_REVISION = 1;
+
 const QUARANTINE = 0x51; // 'Q' | original key: records a repair set aside, kept for inspection
 
 export class ChangeLog {
@@ -189,6 +192,7 @@ export class ChangeLog {
     onProgress?.("change records", records.length);
     for (const r of records) if (r.record.rev > meta.rev) meta.rev = r.record.rev;
     if (meta.snapshotRev > meta.rev) meta.rev = meta.snapshotRev;
+    if (meta.rev < INITIAL_REVISION) meta.rev = INITIAL_REVISION;
     return { meta, buckets, histories, records, quarantined };
   }
 

@@ -10,6 +10,10 @@ import { MemoryStore } from "../../src/persist/memory-store";
 import { ActorId } from "../../src/persist/encoding";
 import { KvRequest, TxnResult } from "../../src/frontend/requests";
 import { deleteRequest, putRequest, rangeRequest, text } from "../helpers/frontend";
+import { INITIAL_REVISION } from "../../src/persist/changelog";
+
+/** A fresh store is at INITIAL_REVISION; its n-th write gets R + n. */
+const R = INITIAL_REVISION;
 
 const FRONTENDS = 2;
 
@@ -64,11 +68,11 @@ beforeEach(async () => {
 
 test("writes through any frontend get one revision each, in order, seen by every frontend", async () => {
   const { backend, frontends } = await start(store);
-  expect((await frontends[0].execute(put("a", "1"), 0)).revision).toBe(1);
-  expect((await frontends[1].execute(put("b", "2"), 0)).revision).toBe(2);
+  expect((await frontends[0].execute(put("a", "1"), 0)).revision).toBe(R + 1);
+  expect((await frontends[1].execute(put("b", "2"), 0)).revision).toBe(R + 2);
   const txn = await frontends[1].execute({ kind: "txn", req: { compare: [], success: [{ put: putRequest("a", "3") }, { put: putRequest("c", "4") }], failure: [] } }, 0);
-  expect([txn.revision, (txn.result as TxnResult).succeeded]).toEqual([3, true]);
-  expect(backend.revision).toBe(3);
+  expect([txn.revision, (txn.result as TxnResult).succeeded]).toEqual([R + 3, true]);
+  expect(backend.revision).toBe(R + 3);
   for (const f of frontends) expect(await read(f, "a")).toBe("3");
   await backend.close();
 });
@@ -78,9 +82,9 @@ test("state and revision survive a restart from a snapshot", async () => {
   await first.frontends[0].execute(put("a", "1"), 0);
   await first.frontends[0].execute(put("a", "2"), 0);
   const second = await restart(first, store);
-  expect(second.backend.revision).toBe(2);
-  for (const f of second.frontends) expect([await read(f, "a"), await read(f, "a", 1)]).toEqual(["2", "1"]);
-  expect((await second.frontends[1].execute(put("a", "3"), 0)).revision).toBe(3);
+  expect(second.backend.revision).toBe(R + 2);
+  for (const f of second.frontends) expect([await read(f, "a"), await read(f, "a", R + 1)]).toEqual(["2", "1"]);
+  expect((await second.frontends[1].execute(put("a", "3"), 0)).revision).toBe(R + 3);
   await second.backend.close();
 });
 
@@ -89,25 +93,25 @@ test("a restart after compacting away the newest revisions' history keeps the re
   await first.frontends[0].execute(put("kept", "1"), 0);
   await first.frontends[0].execute(put("gone", "2"), 0);
   await first.frontends[0].execute(remove("gone"), 0);
-  await first.backend.compact(3);
+  await first.backend.compact(R + 3);
   const second = await restart(first, store);
-  expect([second.backend.revision, second.backend.compactRevision]).toEqual([3, 3]);
+  expect([second.backend.revision, second.backend.compactRevision]).toEqual([R + 3, R + 3]);
   for (const f of second.frontends) {
-    expect(f.replica.rev).toBe(3);
-    expect(await read(f, "kept", 3)).toBe("1");
+    expect(f.replica.rev).toBe(R + 3);
+    expect(await read(f, "kept", R + 3)).toBe("1");
   }
-  expect((await second.frontends[0].execute(put("next", "x"), 0)).revision).toBe(4);
+  expect((await second.frontends[0].execute(put("next", "x"), 0)).revision).toBe(R + 4);
   await second.backend.close();
 });
 
 test("frontends restart at the backend's revision even when the last write changed nothing", async () => {
   const first = await start(store);
   await first.frontends[0].execute(put("k", "v"), 0);
-  // Both frontends see "k" and delete it at once: the second delete gets revision 3 and deletes nothing.
+  // Both frontends see "k" and delete it at once: the second delete gets revision R + 3 and deletes nothing.
   const deletes = await Promise.all(first.frontends.map((f) => f.execute(remove("k"), 0)));
-  expect(deletes.map((d) => d.revision).sort()).toEqual([2, 3]);
+  expect(deletes.map((d) => d.revision).sort()).toEqual([R + 2, R + 3]);
   const second = await restart(first, store);
-  expect(second.backend.revision).toBe(3);
+  expect(second.backend.revision).toBe(R + 3);
   for (const f of second.frontends) expect(f.replica.rev).toBe(second.backend.revision);
   await second.backend.close();
 });

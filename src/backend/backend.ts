@@ -141,6 +141,16 @@ export class Backend {
     }
   }
 
+  /**
+   * Current bytes of bucket documents, for a frontend to borrow (null: none yet).
+   * Everything submitted so far is applied first, so the bytes hold the
+   * asking frontend's own earlier changes.
+   */
+  bucketBytes(buckets: number[]): [number, Uint8Array | null][] {
+    while (this.incoming.length > 0) this.applyIncoming();
+    return buckets.map((b) => [b, this.replica.buckets.save(b) ?? null]);
+  }
+
   private applyIncoming(): void {
     this.applyScheduled = false;
     const batch = this.incoming.length <= APPLY_BATCH_MAX ? this.incoming.splice(0) : this.incoming.splice(0, APPLY_BATCH_MAX);

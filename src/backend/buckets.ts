@@ -28,20 +28,68 @@ export function bucketOf(key: string): number {
   return (h >>> 0) % BUCKET_COUNT;
 }
 
+/** The frontend (of `frontends`) that owns a bucket: it holds its document and executes writes routed by its keys. */
+export function ownerOf(bucket: number, frontends: number): number {
+  return bucket % frontends;
+}
+
+/**
+ * A set of bucket documents. A replica may own only some buckets (a frontend
+ * owns 1/N of them); a document it does not own can be borrowed for one write
+ * (its current bytes come from the backend) and is released afterwards.
+ * A document is never created for a bucket neither owned nor borrowed: a
+ * fresh document there would reuse this actor's sequence numbers.
+ */
 export class BucketSet {
   private readonly docs: (Handle | undefined)[] = new Array(BUCKET_COUNT);
+  /** Borrowed buckets and how many requests hold each. */
+  private readonly borrowed = new Map<number, number>();
   /** Buckets written by the local change being built. */
   private readonly touched = new Set<number>();
 
-  constructor(readonly actor: ActorId) {}
+  constructor(readonly actor: ActorId, readonly owns: (bucket: number) => boolean = () => true) {}
 
   private doc(bucket: number): Handle {
     let d = this.docs[bucket];
     if (!d) {
+      assert(this.owns(bucket), `bucket ${bucket} is owned or borrowed before it is written`);
       d = A.getBackend(A.init({ actor: this.actor }));
       this.docs[bucket] = d;
     }
     return d;
+  }
+
+  /** Whether writes to this bucket can be made here now. */
+  holds(bucket: number): boolean {
+    return this.owns(bucket) || this.borrowed.has(bucket);
+  }
+
+  /**
+   * Borrows a document this replica does not own, from its current saved bytes
+   * (null: no document exists yet). Already held: the held one stays (it has
+   * this actor's latest changes), and the loan is counted.
+   */
+  borrow(bucket: number, bytes: Uint8Array | null): void {
+    if (this.owns(bucket)) return;
+    const loans = this.borrowed.get(bucket);
+    if (loans !== undefined) {
+      this.borrowed.set(bucket, loans + 1);
+      return;
+    }
+    this.docs[bucket] = bytes ? A.getBackend(A.load(bytes, { actor: this.actor })) : A.getBackend(A.init({ actor: this.actor }));
+    this.borrowed.set(bucket, 1);
+  }
+
+  release(bucket: number): void {
+    const loans = this.borrowed.get(bucket);
+    if (loans === undefined) return;
+    if (loans > 1) {
+      this.borrowed.set(bucket, loans - 1);
+      return;
+    }
+    this.borrowed.delete(bucket);
+    this.docs[bucket]?.free();
+    this.docs[bucket] = undefined;
   }
 
   get(key: KeyString): Uint8Array | undefined {
@@ -85,6 +133,7 @@ export class BucketSet {
     const byBucket = new Map<number, Uint8Array[]>();
     for (const c of changes) {
       assert(c.bucket >= 0 && c.bucket < BUCKET_COUNT, `bucket ${c.bucket} in range`);
+      if (!this.owns(c.bucket)) continue; // not ours: its owner and the backend apply it
       let list = byBucket.get(c.bucket);
       if (!list) byBucket.set(c.bucket, (list = []));
       list.push(c.bytes);
@@ -108,6 +157,7 @@ export class BucketSet {
   }
 
   load(bucket: number, bytes: Uint8Array): void {
+    if (!this.owns(bucket)) return;
     try {
       const d = A.getBackend(A.load(bytes, { actor: this.actor }));
       this.docs[bucket] = d;

@@ -31,8 +31,9 @@ export class Replica {
   readonly buckets: BucketSet;
   readonly mvcc: MvccStore;
 
-  constructor(readonly actor: ActorId, trackDirty = false) {
-    this.buckets = new BucketSet(actor);
+  /** `owns`: the buckets whose documents this replica keeps (all, for the backend). */
+  constructor(readonly actor: ActorId, trackDirty = false, owns?: (bucket: number) => boolean) {
+    this.buckets = new BucketSet(actor, owns);
     this.mvcc = new MvccStore(trackDirty);
   }
 

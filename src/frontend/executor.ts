@@ -12,8 +12,11 @@
  *  2. Evaluation and the local Automerge write happen in one synchronous step.
  *  3. Sequence numbers rise by one per envelope under an actor made fresh for
  *     each process: (actor, seq) is never reused.
+ *  4. A write to a bucket this frontend does not own happens on a document
+ *     borrowed from the backend just before, holding every change so far.
  */
 import { Replica, AppliedEntry } from "../backend/replica";
+import { bucketOf } from "../backend/buckets";
 import { Envelope } from "../backend/backend";
 import { KeyValue, MvccStore } from "../backend/mvcc";
 import { KeyString } from "../persist/encoding";
@@ -32,14 +35,21 @@ export interface Executed {
 
 /** Write envelopes a frontend may have in flight: beyond it new writes wait (backpressure). */
 export const INFLIGHT_ENVELOPES_MAX = 8_192;
+/** Times a write re-gathers borrowed documents when its key set moved meanwhile, before giving up. */
+export const BORROW_ATTEMPTS_MAX = 8;
+
+/** Fetches the current bytes of bucket documents (null: none exists yet) from the backend. */
+export type BucketFetcher = (buckets: number[]) => Promise<[number, Uint8Array | null][]>;
 
 export class Executor {
   private seq = 0;
   private readonly pendingKeys = new Map<string, number>();
   private readonly pending = new Map<number, { keys: KeyString[]; finish: (rev: number) => void }>();
   private wakers: (() => void)[] = [];
+  /** Per bucket we do not own: the seq of our latest envelope that wrote it (bounded by BUCKET_COUNT). */
+  private readonly foreignSeq = new Map<number, number>();
 
-  constructor(readonly replica: Replica, private readonly send: (e: Envelope) => void) {}
+  constructor(readonly replica: Replica, private readonly send: (e: Envelope) => void, private readonly fetch: BucketFetcher) {}
 
   private get mvcc(): MvccStore {
     return this.replica.mvcc;
@@ -53,11 +63,44 @@ export class Executor {
       return { revision: this.mvcc.rev, result: runRange(new TxnView(this.mvcc), r.req) };
     }
     const reads = readSet(r);
-    while (this.pending.size >= INFLIGHT_ENVELOPES_MAX || (reads && this.anyPending(reads))) await this.nextApplied();
-    const view = new TxnView(this.mvcc);
-    const result = this.run(view, r);
-    if (view.writes.size === 0) return { revision: this.mvcc.rev, result };
-    return this.ship(view, result);
+    const borrowed: number[] = [];
+    try {
+      for (let attempt = 0; attempt < BORROW_ATTEMPTS_MAX; attempt++) {
+        while (this.pending.size >= INFLIGHT_ENVELOPES_MAX || (reads && this.anyPending(reads))) await this.nextApplied();
+        const missing = this.unheld(candidateBuckets(this.mvcc, r));
+        if (missing.length > 0) {
+          await this.borrow(missing, borrowed);
+          continue; // state may have moved while we waited: check again
+        }
+        const view = new TxnView(this.mvcc);
+        const result = this.run(view, r);
+        if (view.writes.size === 0) return { revision: this.mvcc.rev, result };
+        if (this.unheld([...view.writes.keys()].map(bucketOf)).length === 0) return this.ship(view, result);
+      }
+      throw new MergekvError("Unavailable", "mergekv: the keys of this write kept moving; try again");
+    } finally {
+      for (const b of borrowed) this.replica.buckets.release(b);
+    }
+  }
+
+  /**
+   * Borrows documents from the backend. The fetch is ordered after every
+   * envelope sent so far, so its bytes hold our changes up to `asOf`; bytes
+   * that miss a later change of ours to that bucket are stale and not used.
+   */
+  private async borrow(buckets: number[], borrowed: number[]): Promise<void> {
+    const asOf = this.seq;
+    for (const [b, bytes] of await this.fetch(buckets)) {
+      if (!this.replica.buckets.holds(b) && (this.foreignSeq.get(b) ?? 0) > asOf) continue;
+      this.replica.buckets.borrow(b, bytes);
+      borrowed.push(b);
+    }
+  }
+
+  private unheld(buckets: Iterable<number>): number[] {
+    const out = new Set<number>();
+    for (const b of buckets) if (!this.replica.buckets.holds(b)) out.add(b);
+    return [...out];
   }
 
   private run(view: TxnView, r: KvRequest): KvResult {
@@ -78,6 +121,7 @@ export class Executor {
     }
     const changes = buckets.commit();
     const seq = ++this.seq;
+    for (const c of changes) if (!buckets.owns(c.bucket)) this.foreignSeq.set(c.bucket, seq);
     const keys = writes.map((w) => w.key);
     for (const k of keys) this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
     const done = new Promise<Executed>((resolve) => {
@@ -129,6 +173,23 @@ export class Executor {
   get inflight(): number {
     return this.pending.size;
   }
+}
+
+/** Buckets a write request may write, judged on the current state (both Txn branches). */
+function candidateBuckets(mvcc: MvccStore, r: KvRequest): number[] {
+  const out: number[] = [];
+  const addOp = (op: RequestOp) => {
+    if ("put" in op) out.push(bucketOf(op.put.key));
+    else if ("deleteRange" in op) for (const k of mvcc.liveKeys(op.deleteRange.key, op.deleteRange.rangeEnd)) out.push(bucketOf(k));
+    else if ("txn" in op) {
+      for (const o of op.txn.success) addOp(o);
+      for (const o of op.txn.failure) addOp(o);
+    }
+  };
+  if (r.kind === "put") addOp({ put: r.req });
+  else if (r.kind === "deleteRange") addOp({ deleteRange: r.req });
+  else if (r.kind === "txn") addOp({ txn: r.req });
+  return out;
 }
 
 /** Keys whose current state a write request reads (null: it reads none). */

@@ -20,15 +20,19 @@ export type ResponseItem =
   | { id: number; ok: false; error: WireError };
 
 export type ToFrontend =
-  | { type: "init"; index: number; bootstrap: Bootstrap }
+  | { type: "init"; index: number; frontends: number; bootstrap: Bootstrap }
   | { type: "requests"; items: RequestItem[] }
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
+  /** Answer to a "fetch": current bytes of bucket documents (null: none yet). */
+  | { type: "buckets"; id: number; docs: [number, Uint8Array | null][] }
   | { type: "stop" };
 
 export type FromFrontend =
   | { type: "ready"; actor: string; rev: number }
   | { type: "envelopes"; items: Envelope[] }
+  /** Borrow bucket documents this frontend does not own (sent after every earlier envelope). */
+  | { type: "fetch"; id: number; buckets: number[] }
   /** `ack`: the frontend has applied everything up to this revision. */
   | { type: "responses"; ack: number; items: ResponseItem[] }
   | { type: "fatal"; message: string };
@@ -43,6 +47,14 @@ export class Outbox<T> {
   push(item: T): void {
     this.items.push(item);
     this.schedule(false);
+  }
+
+  /** Sends what is queued now, keeping order with messages posted next. */
+  flushNow(): void {
+    if (this.items.length === 0) return;
+    const items = this.items;
+    this.items = [];
+    this.flush(items);
   }
 
   /** Sends on the next turn even if nothing was pushed (an acknowledgement carrier). */

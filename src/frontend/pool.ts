@@ -11,7 +11,8 @@ import { Worker } from "node:worker_threads";
 import * as path from "node:path";
 import { Backend, BackendMessage } from "../backend/backend";
 import { Bootstrap } from "../backend/replica";
-import { bucketOf } from "../backend/buckets";
+import { bucketOf, ownerOf } from "../backend/buckets";
+import { AppliedEntry } from "../backend/replica";
 import { MergekvError, fromWireError } from "../errors";
 import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
 import { KvRequest, KvResult } from "./requests";
@@ -56,7 +57,7 @@ export class FrontendPool {
         w.on("error", (e: Error) => { reject(e); this.fail(`frontend ${i} crashed: ${e.stack ?? e}`); });
         w.on("exit", (code) => { if (!this.stopping) this.fail(`frontend ${i} exited with code ${code}`); });
       }));
-      this.post(i, { type: "init", index: i, bootstrap });
+      this.post(i, { type: "init", index: i, frontends: this.size, bootstrap: this.owned(i, bootstrap) });
     }
     await Promise.all(ready);
   }
@@ -65,15 +66,30 @@ export class FrontendPool {
     this.workers[i].postMessage(m);
   }
 
-  /** Backend fan-out: every frontend gets every entry, in order. */
+  /** The part of the recovered state frontend `i` keeps: its buckets' documents, every key's history. */
+  private owned(i: number, b: Bootstrap): Bootstrap {
+    return { ...b, buckets: b.buckets.filter(([bucket]) => ownerOf(bucket, this.size) === i), entries: this.ownedEntries(i, b.entries) };
+  }
+
+  /** Entries with only the changes to buckets frontend `i` owns (every write stays: its MVCC needs all). */
+  private ownedEntries(i: number, entries: AppliedEntry[]): AppliedEntry[] {
+    return entries.map((e) => ({ ...e, changes: e.changes.filter((c) => ownerOf(c.bucket, this.size) === i) }));
+  }
+
+  /** Backend fan-out: every frontend gets every entry, in order, with its own buckets' changes. */
   broadcast(m: BackendMessage): void {
-    for (let i = 0; i < this.workers.length; i++) this.post(i, m);
+    for (let i = 0; i < this.workers.length; i++) {
+      this.post(i, m.type === "applied" ? { type: "applied", entries: this.ownedEntries(i, m.entries) } : m);
+    }
   }
 
   private onMessage(i: number, m: FromFrontend): void {
     switch (m.type) {
       case "envelopes":
         this.backend.submit(m.items);
+        return;
+      case "fetch":
+        this.post(i, { type: "buckets", id: m.id, docs: this.backend.bucketBytes(m.buckets) });
         return;
       case "responses":
         this.backend.acknowledge(i, m.ack);
@@ -108,7 +124,7 @@ export class FrontendPool {
   execute(request: KvRequest): Promise<Executed> {
     if (this.stopping) return Promise.reject(new MergekvError("Unavailable"));
     const write = request.kind !== "range";
-    const target = write ? bucketOf(routingKey(request)) % this.size : this.nextReader++ % this.size;
+    const target = write ? ownerOf(bucketOf(routingKey(request)), this.size) : this.nextReader++ % this.size;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, write });

@@ -5,6 +5,7 @@
 import { parentPort } from "node:worker_threads";
 import { randomBytes } from "node:crypto";
 import { Replica } from "../backend/replica";
+import { ownerOf } from "../backend/buckets";
 import { Envelope } from "../backend/backend";
 import { ActorId } from "../persist/encoding";
 import { toWireError } from "../errors";
@@ -18,14 +19,25 @@ let executor: Executor | null = null;
 let acked = 0;
 const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items }));
 const envelopes = new Outbox<Envelope>((items) => post({ type: "envelopes", items }));
+const fetches = new Map<number, (docs: [number, Uint8Array | null][]) => void>();
+let nextFetch = 1;
+
+/** Borrows documents from the backend, after every envelope sent so far. */
+function fetchBuckets(buckets: number[]): Promise<[number, Uint8Array | null][]> {
+  const id = nextFetch++;
+  envelopes.flushNow();
+  post({ type: "fetch", id, buckets });
+  return new Promise((resolve) => fetches.set(id, resolve));
+}
 
 function handle(m: ToFrontend): void {
   switch (m.type) {
     case "init": {
       // A fresh actor for every process start: a crash can never make two histories share one.
-      const replica = new Replica(randomBytes(16).toString("hex") as ActorId);
+      const actor = randomBytes(16).toString("hex") as ActorId;
+      const replica = new Replica(actor, false, (b) => ownerOf(b, m.frontends) === m.index);
       replica.bootstrap(m.bootstrap);
-      executor = new Executor(replica, (e) => envelopes.push(e));
+      executor = new Executor(replica, (e) => envelopes.push(e), fetchBuckets);
       acked = replica.rev;
       post({ type: "ready", actor: replica.actor, rev: replica.rev });
       return;
@@ -42,6 +54,10 @@ function handle(m: ToFrontend): void {
       executor!.onApplied(m.entries);
       acked = m.entries[m.entries.length - 1].rev;
       responses.ping(); // the ack goes out even when no request of ours completed
+      return;
+    case "buckets":
+      fetches.get(m.id)?.(m.docs);
+      fetches.delete(m.id);
       return;
     case "compact":
       executor!.onCompact(m.rev);

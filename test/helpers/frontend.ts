@@ -34,7 +34,10 @@ export class FakeBackend {
   private scheduled = false;
 
   constructor() {
-    this.executor = new Executor(new Replica(FRONTEND_ACTOR), (e) => this.receive(e));
+    // One frontend owning every bucket: it never borrows.
+    this.executor = new Executor(new Replica(FRONTEND_ACTOR), (e) => this.receive(e), async () => {
+      throw new Error("a frontend owning every bucket never borrows");
+    });
   }
 
   get revision(): number {

@@ -13,7 +13,7 @@ import { BucketChange } from "../persist/records";
 import { MergekvError, assert } from "../errors";
 
 /** Part of the on-disk and on-the-wire layout: peers must agree on it. */
-export const BUCKET_COUNT = 4096;
+export const BUCKET_COUNT = 16_384;
 
 type Handle = ReturnType<typeof A.getBackend>;
 const ROOT = "_root";

@@ -18,6 +18,15 @@ export const BUCKET_COUNT = 16_384;
 type Handle = ReturnType<typeof A.getBackend>;
 const ROOT = "_root";
 
+/** Changes a not-yet-loaded document may queue before it is loaded to take them. */
+export const COLD_PENDING_MAX = 256;
+
+/** A document known only by its saved bytes, with the changes that arrived since. */
+interface Cold {
+  bytes: Uint8Array;
+  pending: Uint8Array[];
+}
+
 /** FNV-1a over the key's bytes: stable across versions and platforms, which the layout needs. */
 export function bucketOf(key: string): number {
   let h = 0x811c9dc5;
@@ -39,9 +48,14 @@ export function ownerOf(bucket: number, frontends: number): number {
  * (its current bytes come from the backend) and is released afterwards.
  * A document is never created for a bucket neither owned nor borrowed: a
  * fresh document there would reuse this actor's sequence numbers.
+ *
+ * Documents load lazily: a snapshot's bytes are kept as they are (with any
+ * changes replayed after them) until a read, a write or a save needs the
+ * document, so a restart does not wait for thousands of Automerge loads.
  */
 export class BucketSet {
   private readonly docs: (Handle | undefined)[] = new Array(BUCKET_COUNT);
+  private readonly cold = new Map<number, Cold>();
   /** Borrowed buckets and how many requests hold each. */
   private readonly borrowed = new Map<number, number>();
   /** Buckets written by the local change being built. */
@@ -50,12 +64,31 @@ export class BucketSet {
   constructor(readonly actor: ActorId, readonly owns: (bucket: number) => boolean = () => true) {}
 
   private doc(bucket: number): Handle {
-    let d = this.docs[bucket];
+    let d = this.docs[bucket] ?? this.warm(bucket);
     if (!d) {
       assert(this.owns(bucket), `bucket ${bucket} is owned or borrowed before it is written`);
       d = A.getBackend(A.init({ actor: this.actor }));
       this.docs[bucket] = d;
     }
+    return d;
+  }
+
+  /** Loads a cold document and applies what queued for it; undefined if it is not cold. */
+  private warm(bucket: number): Handle | undefined {
+    const c = this.cold.get(bucket);
+    if (!c) return undefined;
+    this.cold.delete(bucket);
+    let d: Handle;
+    try {
+      d = A.getBackend(A.load(c.bytes, { actor: this.actor }));
+    } catch (e) {
+      throw new MergekvError("Corrupt", `bucket ${bucket}: Automerge could not load its snapshot`, e);
+    }
+    if (c.pending.length > 0) {
+      d.applyChanges(c.pending);
+      d.updateDiffCursor();
+    }
+    this.docs[bucket] = d;
     return d;
   }
 
@@ -93,7 +126,8 @@ export class BucketSet {
   }
 
   get(key: KeyString): Uint8Array | undefined {
-    const d = this.docs[bucketOf(key)];
+    const b = bucketOf(key);
+    const d = this.docs[b] ?? this.warm(b);
     if (!d) return undefined;
     const v = d.get(ROOT, key);
     if (v === undefined || v === null) return undefined;
@@ -139,6 +173,11 @@ export class BucketSet {
       list.push(c.bytes);
     }
     for (const [b, list] of byBucket) {
+      const c = this.cold.get(b);
+      if (c && c.pending.length + list.length <= COLD_PENDING_MAX) {
+        c.pending.push(...list);
+        continue;
+      }
       const d = this.doc(b);
       d.applyChanges(list);
       d.updateDiffCursor(); // drop the patch log the materialized handle keeps (it never drains otherwise)
@@ -152,22 +191,30 @@ export class BucketSet {
     return n;
   }
 
+  /** The document's saved bytes; a cold one with nothing queued is returned as it is, unloaded. */
   save(bucket: number): Uint8Array | undefined {
-    return this.docs[bucket]?.save();
+    const c = this.cold.get(bucket);
+    if (c && c.pending.length === 0) return c.bytes;
+    return (this.docs[bucket] ?? this.warm(bucket))?.save();
   }
 
+  /** Takes a snapshot's bytes for a bucket; the document loads when first needed. */
   load(bucket: number, bytes: Uint8Array): void {
     if (!this.owns(bucket)) return;
-    try {
-      const d = A.getBackend(A.load(bytes, { actor: this.actor }));
-      this.docs[bucket] = d;
-    } catch (e) {
-      throw new MergekvError("Corrupt", `bucket ${bucket}: Automerge could not load it`, e);
-    }
+    this.docs[bucket]?.free();
+    this.docs[bucket] = undefined;
+    this.cold.set(bucket, { bytes, pending: [] });
   }
 
-  /** Buckets that hold a document. */
+  /** Buckets that hold a document, loaded or not. */
   *present(): Generator<number> {
-    for (let b = 0; b < BUCKET_COUNT; b++) if (this.docs[b]) yield b;
+    for (let b = 0; b < BUCKET_COUNT; b++) if (this.docs[b] || this.cold.has(b)) yield b;
+  }
+
+  /** Documents loaded in memory (the rest wait as saved bytes). */
+  get loaded(): number {
+    let n = 0;
+    for (const d of this.docs) if (d) n++;
+    return n;
   }
 }

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { BUCKET_COUNT, BucketSet, bucketOf } from "../../src/backend/buckets";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, bucketOf } from "../../src/backend/buckets";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
@@ -165,16 +165,60 @@ describe("save and load", () => {
     expect(original.save(emptyBucket)).toBeUndefined();
   });
 
-  test("loading bytes that are not an Automerge document is Corrupt, naming the bucket", () => {
+  test("bytes that are not an Automerge document are Corrupt, naming the bucket, when first used", () => {
     const set = new BucketSet(ACTOR_A);
+    set.load(17, new Uint8Array(Buffer.from("not a document"))); // documents load lazily
+    expect(set.loaded).toBe(0);
+    const keyInBucket = KEY_POOL.find((k) => bucketOf(k) === 17) ?? findKeyInBucket(17);
     let caught: unknown;
     try {
-      set.load(17, new Uint8Array(Buffer.from("not a document")));
+      set.get(keyInBucket);
     } catch (e) {
       caught = e;
     }
     expect(caught).toBeInstanceOf(MergekvError);
     expect((caught as MergekvError).code).toBe("Corrupt");
     expect((caught as MergekvError).message).toContain("bucket 17");
+  });
+});
+
+function findKeyInBucket(bucket: number): KeyString {
+  for (let i = 0; ; i++) if (bucketOf(`probe-${i}`) === bucket) return `probe-${i}` as KeyString;
+}
+
+describe("lazy loading", () => {
+  test("a loaded snapshot stays unloaded until used, queues changes, and saves unchanged bytes as they are", () => {
+    const original = new BucketSet(ACTOR_A);
+    const key = findKeyInBucket(5);
+    original.put(key, value("one"));
+    original.commit();
+    const bytes = original.save(5)!;
+    const lazy = new BucketSet(ACTOR_B);
+    lazy.load(5, bytes);
+    expect(lazy.loaded).toBe(0);
+    expect(lazy.save(5)).toBe(bytes); // nothing queued: the same bytes, no load
+    original.put(key, value("two"));
+    lazy.applyRemote(original.commit());
+    expect(lazy.loaded).toBe(0); // queued, not applied
+    expect(read(lazy, key)).toBe("two"); // first use loads it and applies the queue
+    expect(lazy.loaded).toBe(1);
+  });
+
+  test("a cold document is loaded once its queue would pass COLD_PENDING_MAX", () => {
+    const original = new BucketSet(ACTOR_A);
+    const key = findKeyInBucket(9);
+    original.put(key, value("0"));
+    original.commit();
+    const lazy = new BucketSet(ACTOR_B);
+    lazy.load(9, original.save(9)!);
+    for (let i = 1; i <= COLD_PENDING_MAX; i++) {
+      original.put(key, value(String(i)));
+      lazy.applyRemote(original.commit());
+    }
+    expect(lazy.loaded).toBe(0);
+    original.put(key, value("last"));
+    lazy.applyRemote(original.commit());
+    expect(lazy.loaded).toBe(1);
+    expect(read(lazy, key)).toBe("last");
   });
 });

@@ -69,22 +69,13 @@ export function encodeRecord(r: ChangeRecord): Buffer {
     w.u64(x.lease);
     w.bytes(x.value ?? Buffer.alloc(0));
   }
-  const body = w.finish();
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(crc32(body));
-  body.copy(out, 4);
-  return out;
+  return sealBlob(w.finish());
 }
 
 /** Decodes and verifies a record; `what` names it (its Level key) in errors. */
 export function decodeRecord(bytes: Uint8Array, what: string): ChangeRecord {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < 5) throw new MergekvError("Corrupt", `${what}: record of ${buf.length} bytes is too short`);
-  const body = buf.subarray(4);
-  const stored = buf.readUInt32BE(0);
-  const actual = crc32(body);
-  if (stored !== actual) throw new MergekvError("Corrupt", `${what}: checksum mismatch (stored ${stored}, computed ${actual})`);
-  const r = new Reader(body, what);
+  const body = openBlob(bytes, what);
+  const r = new Reader(Buffer.from(body.buffer, body.byteOffset, body.byteLength), what);
   const version = r.u8();
   if (version !== RECORD_VERSION) throw new MergekvError("Corrupt", `${what}: unknown record version ${version}`);
   const rev = r.u64();
@@ -112,9 +103,11 @@ export function sealBlob(body: Uint8Array): Buffer {
 
 export function openBlob(bytes: Uint8Array, what: string): Uint8Array {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < 4) throw new MergekvError("Corrupt", `${what}: blob of ${buf.length} bytes is too short`);
+  if (buf.length < 4) throw new MergekvError("Corrupt", `${what}: record of ${buf.length} bytes is too short`);
   const body = buf.subarray(4);
-  if (buf.readUInt32BE(0) !== crc32(body)) throw new MergekvError("Corrupt", `${what}: checksum mismatch`);
+  const stored = buf.readUInt32BE(0);
+  const actual = crc32(body);
+  if (stored !== actual) throw new MergekvError("Corrupt", `${what}: checksum mismatch (stored ${stored}, computed ${actual})`);
   return body;
 }
 

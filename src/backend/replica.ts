@@ -6,7 +6,7 @@
 import { BucketSet } from "./buckets";
 import { MvccStore, MvccEvent } from "./mvcc";
 import { ActorId, KeyString } from "../persist/encoding";
-import { BucketChange, Write } from "../persist/records";
+import { BucketChange, Write, PackedHistories, unpackHistories } from "../persist/records";
 
 /** One revision as the backend assigned it. Merge entries carry writes only. */
 export interface AppliedEntry {
@@ -23,7 +23,7 @@ export interface Bootstrap {
   rev: number;
   compactRev: number;
   buckets: [number, Uint8Array][];
-  histories: [KeyString, Uint8Array][];
+  histories: PackedHistories;
   entries: AppliedEntry[];
 }
 
@@ -44,7 +44,7 @@ export class Replica {
   /** Loads a snapshot and replays the entries after it (idempotent over the snapshot). */
   bootstrap(b: Bootstrap): void {
     for (const [bucket, bytes] of b.buckets) this.buckets.load(bucket, bytes);
-    for (const [key, bytes] of b.histories) this.mvcc.loadHistory(key, bytes, `history of ${JSON.stringify(key)}`);
+    for (const [key, bytes] of unpackHistories(b.histories)) this.mvcc.loadHistory(key, bytes, `history of ${JSON.stringify(key)}`);
     this.buckets.applyRemote(b.entries.flatMap((e) => e.changes));
     for (const e of b.entries) this.mvcc.apply(e.rev, e.writes, true);
     if (b.rev > this.mvcc.rev) this.mvcc.rev = b.rev; // revisions never go down

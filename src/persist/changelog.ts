@@ -10,7 +10,7 @@ import {
   Prefix, prefixBounds, metaKey, encodeU64, decodeU64, decodeChangeKey, decodeMergeKey,
   decodeBucketKey, decodeKeyHistoryKey, bucketKey, keyHistoryKey, KeyString, ActorId,
 } from "./encoding";
-import { ChangeRecord, decodeRecord, encodeRecord, openBlob, sealBlob } from "./records";
+import { ChangeRecord, decodeRecord, encodeRecord, openBlob, sealBlob, PackedHistories, packHistories } from "./records";
 import { MergekvError } from "../errors";
 
 /** Ops in one synced batch at most: bounds the latency a huge burst can add to one fsync. */
@@ -45,7 +45,8 @@ export interface Snapshot {
 export interface Recovered {
   meta: Meta;
   buckets: [number, Uint8Array][];
-  histories: [KeyString, Uint8Array][];
+  /** Every key's history, packed (records.ts: unpackHistories). */
+  histories: PackedHistories;
   /** Records not covered by the snapshot, sorted by revision. */
   records: LoggedRecord[];
   /** Corrupt records moved aside by a repair (empty unless `repair`). */
@@ -169,11 +170,12 @@ export class ChangeLog {
       try { buckets.push([decodeBucketKey(k), openBlob(v, describeKey(k))]); } catch (e) { await bad(k, v, e); }
     }
     onProgress?.("buckets", buckets.length);
-    const histories: [KeyString, Uint8Array][] = [];
+    const pairs: [KeyString, Uint8Array][] = [];
     for await (const [k, v] of this.store.entries(prefixBounds(Prefix.KeyHistory))) {
-      try { histories.push([decodeKeyHistoryKey(k), openBlob(v, describeKey(k))]); } catch (e) { await bad(k, v, e); }
+      try { pairs.push([decodeKeyHistoryKey(k), openBlob(v, describeKey(k))]); } catch (e) { await bad(k, v, e); }
     }
-    onProgress?.("key histories", histories.length);
+    const histories = packHistories(pairs);
+    onProgress?.("key histories", histories.count);
     const records: LoggedRecord[] = [];
     for (const prefix of [Prefix.Change, Prefix.Merge]) {
       for await (const [k, v] of this.store.entries(prefixBounds(prefix))) {

@@ -111,4 +111,30 @@ export function openBlob(bytes: Uint8Array, what: string): Uint8Array {
   return body;
 }
 
+/**
+ * Many (key, history) pairs in one buffer — u32 keyLen, key, u32 len, bytes —
+ * so that handing a million of them to a worker thread is one copy.
+ */
+export interface PackedHistories {
+  bytes: Uint8Array;
+  count: number;
+}
+
+export function packHistories(pairs: Iterable<[KeyString, Uint8Array]>): PackedHistories {
+  const w = new Writer();
+  let count = 0;
+  for (const [key, bytes] of pairs) {
+    w.bytes(keyToBytes(key));
+    w.bytes(bytes);
+    count++;
+  }
+  return { bytes: w.finish(), count };
+}
+
+export function* unpackHistories(p: PackedHistories): Generator<[KeyString, Uint8Array]> {
+  const r = new Reader(Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength), "packed key histories");
+  for (let i = 0; i < p.count; i++) yield [keyToString(r.bytes()), r.bytes()];
+  r.end();
+}
+
 export { Writer as RecordWriter, Reader as RecordReader };

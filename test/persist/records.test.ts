@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { crc32 } from "node:zlib";
-import { ChangeRecord, RECORD_VERSION, RecordWriter, decodeRecord, encodeRecord, openBlob, sealBlob } from "../../src/persist/records";
-import { keyToString } from "../../src/persist/encoding";
+import { ChangeRecord, RECORD_VERSION, RecordWriter, decodeRecord, encodeRecord, openBlob, sealBlob, packHistories, unpackHistories } from "../../src/persist/records";
+import { KeyString, keyToString } from "../../src/persist/encoding";
 import { MergekvError } from "../../src/errors";
 import { assertProperty } from "../helpers/random";
 
@@ -139,5 +139,20 @@ describe("sealed blobs", () => {
     for (let length = 0; length < 4; length++) {
       expectCorruptNaming(BLOB_NAME, () => openBlob(Buffer.alloc(length), BLOB_NAME));
     }
+  });
+});
+
+describe("packed key histories", () => {
+  test("pack then unpack gives back every pair in order; truncation is Corrupt", () => {
+    const pairs: [KeyString, Uint8Array][] = [
+      [keyToString(Buffer.from([0, 255, 7])), new Uint8Array([1, 2, 3])],
+      [keyToString(Buffer.from("k")), new Uint8Array(0)],
+      [keyToString(Buffer.from("z".repeat(300))), new Uint8Array(1000).fill(9)],
+    ];
+    const packed = packHistories(pairs);
+    expect(packed.count).toBe(3);
+    expect([...unpackHistories(packed)].map(([k, v]) => [k, Buffer.from(v).toString("hex")])).toEqual(pairs.map(([k, v]) => [k, Buffer.from(v).toString("hex")]));
+    const truncated = { bytes: packed.bytes.subarray(0, packed.bytes.length - 1), count: 3 };
+    expect(() => [...unpackHistories(truncated)]).toThrow(/packed key histories: truncated/);
   });
 });

@@ -25,6 +25,8 @@ serve flags:
   --snapshot-count N                change records between snapshots (default ${DEFAULT_OPTIONS.snapshotCount})
   --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
   --repair                          set unreadable records aside instead of refusing to start
+  --experimental-watch-progress-notify-interval D
+                                    progress notifications for watches that ask (default 10m)
 `;
 
 export async function main(argv: string[]): Promise<void> {
@@ -66,6 +68,7 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "snapshot-count": { type: "string" },
       "unsafe-no-fsync": { type: "boolean" },
       repair: { type: "boolean" },
+      "experimental-watch-progress-notify-interval": { type: "string" },
     },
   });
   const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -82,7 +85,16 @@ export function parseServeFlags(args: string[]): ServerOptions {
     snapshotCount: positiveInt("snapshot-count", values["snapshot-count"], DEFAULT_OPTIONS.snapshotCount),
     unsafeNoFsync: values["unsafe-no-fsync"] ?? false,
     repair: values.repair ?? false,
+    watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };
+}
+
+/** A Go-style duration as etcd's flags take it: "10m", "5s", "250ms", "1h". */
+export function duration(flag: string, v: string | undefined, fallbackMs: number): number {
+  if (v === undefined) return fallbackMs;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v);
+  if (!m || Number(m[1]) <= 0) throw new MergekvError("InvalidArgument", `--${flag} must be a positive duration such as 10m, 5s or 250ms, got ${JSON.stringify(v)}`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
 
 async function serve(args: string[]): Promise<void> {

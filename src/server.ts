@@ -11,6 +11,8 @@ import { Store } from "./persist/store";
 import { loadServices } from "./api/proto";
 import { HeaderSource, TRANSPORT_BYTES_MAX } from "./api/rpc";
 import { clusterService, kvService, maintenanceService } from "./api/services";
+import { watchService } from "./api/watch-service";
+import { WatchHub } from "./backend/watch-hub";
 import { MergekvError } from "./errors";
 
 export interface ServerOptions {
@@ -23,6 +25,8 @@ export interface ServerOptions {
   snapshotCount: number;
   unsafeNoFsync: boolean;
   repair: boolean;
+  /** How often a watch that asked for progress notifications gets one (etcd: 10 minutes). */
+  watchProgressNotifyIntervalMs: number;
   log: (line: string) => void;
 }
 
@@ -36,6 +40,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   snapshotCount: DEFAULT_SNAPSHOT_COUNT,
   unsafeNoFsync: false,
   repair: false,
+  watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -91,6 +96,7 @@ export class MergekvServer implements Engine {
   backend!: Backend;
   pool!: FrontendPool;
   headers!: HeaderSource;
+  watches!: WatchHub;
   private grpcServer: grpc.Server | null = null;
   readonly ports: number[] = [];
   private stopped = false;
@@ -128,8 +134,11 @@ export class MergekvServer implements Engine {
       snapshotCount: this.opts.snapshotCount,
       repair: this.opts.repair,
       broadcast: (m) => this.pool.broadcast(m),
+      onEvents: (events, rev) => this.watches.publish(events, rev),
       log,
     });
+    const backend = this.backend;
+    this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
     this.pool = new FrontendPool(this.opts.frontends, this.backend, onFatal);
     await this.pool.start(this.backend.takeBootstrap());
@@ -140,6 +149,7 @@ export class MergekvServer implements Engine {
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
+    server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs));
     for (const url of this.opts.listenClientUrls) {
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));

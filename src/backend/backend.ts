@@ -13,6 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Replica, AppliedEntry, Bootstrap } from "./replica";
+import { MvccEvent } from "./mvcc";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
 import { ChangeLog, Meta } from "../persist/changelog";
 import { ActorId, KeyString, changeKey, mergeKey } from "../persist/encoding";
@@ -50,6 +51,8 @@ export interface BackendOptions {
   repair?: boolean;
   /** Fan-out to the frontends (the pool posts to the workers). */
   broadcast?: (m: BackendMessage) => void;
+  /** Durable events, in revision order, up to `rev` (watches). */
+  onEvents?: (events: MvccEvent[], rev: number) => void;
   log?: (line: string) => void;
 }
 
@@ -162,11 +165,11 @@ export class Backend {
     const entries: AppliedEntry[] = [];
     let rev = this.replica.rev;
     for (const e of batch) entries.push({ rev: ++rev, actor: e.actor, seq: e.seq, changes: e.changes, writes: e.writes });
-    this.replica.apply(entries);
+    const events = this.replica.apply(entries);
     const merge = this.reconcile(entries);
     if (merge) {
       const mergeEntry: AppliedEntry = { rev: this.replica.rev + 1, changes: [], writes: merge };
-      this.replica.mvcc.apply(mergeEntry.rev, merge);
+      events.push(...this.replica.mvcc.apply(mergeEntry.rev, merge));
       entries.push(mergeEntry);
     }
     const records = entries.map((e) => {
@@ -178,7 +181,7 @@ export class Backend {
     });
     const lastRev = entries[entries.length - 1].rev;
     this.log.append(records).then(
-      () => this.onDurable(entries, lastRev),
+      () => this.onDurable(entries, lastRev, events),
       (e) => this.opts.log?.(`persistence failed; writes are refused from now on: ${(e as Error).message}`),
     );
   }
@@ -200,9 +203,10 @@ export class Backend {
     return merge;
   }
 
-  private onDurable(entries: AppliedEntry[], lastRev: number): void {
+  private onDurable(entries: AppliedEntry[], lastRev: number, events: MvccEvent[]): void {
     this.durableRev = lastRev;
     this.opts.broadcast?.({ type: "applied", entries });
+    this.opts.onEvents?.(events, lastRev);
     if (this.uncovered.length >= this.opts.snapshotCount && !this.snapshotRunning) {
       void this.snapshot().catch((e) => this.opts.log?.(`snapshot failed: ${(e as Error).message}`));
     }

@@ -6,7 +6,8 @@
  *
  * Invariants:
  *  1. A key's history is sorted by mod revision, strictly increasing.
- *  2. A tombstone (value null) is never the first entry of a history.
+ *  2. A tombstone (value null) is the first entry of a history only at the
+ *     compact revision (kept so that a watch from there sees the delete).
  *  3. No entry older than the newest entry at or below compactRev survives a compaction.
  *  4. rev never goes down.
  */
@@ -143,8 +144,9 @@ export class MvccStore {
     let touched = 0;
     this.index.forEach((history, key) => {
       const keepFrom = lastIndexAtOrBelow(history, rev);
-      if (keepFrom <= 0 && history[0].value !== null) return;
-      const start = keepFrom >= 0 && history[keepFrom].value === null ? keepFrom + 1 : Math.max(keepFrom, 0);
+      if (keepFrom <= 0 && (history[0].value !== null || history[0].mod === rev)) return;
+      const dropTombstone = keepFrom >= 0 && history[keepFrom].value === null && history[keepFrom].mod < rev;
+      const start = dropTombstone ? keepFrom + 1 : Math.max(keepFrom, 0);
       if (start === 0) return;
       history.splice(0, start);
       touched++;
@@ -153,6 +155,34 @@ export class MvccStore {
     });
     for (const k of emptied) this.index.delete(k);
     return touched;
+  }
+
+  /**
+   * Every event in [fromRev, toRev] on keys in [key, rangeEnd), in revision
+   * order (keys in byte order within a revision): a watch's history. A put's
+   * prev is the key's entry before it, if still live and not compacted away.
+   */
+  eventsBetween(key: string, rangeEnd: string, fromRev: number, toRev: number): MvccEvent[] {
+    const events: MvccEvent[] = [];
+    const visit = (k: string, history: Entry[]) => {
+      for (let i = Math.max(0, lastIndexAtOrBelow(history, fromRev - 1) + 1); i < history.length && history[i].mod <= toRev; i++) {
+        const e = history[i];
+        const before = i > 0 && history[i - 1].value !== null ? toKeyValue(k as KeyString, history[i - 1]) : undefined;
+        if (e.value === null) events.push({ type: "delete", kv: { key: k as KeyString, create: 0, mod: e.mod, version: 0, value: EMPTY, lease: 0 }, prev: before });
+        else events.push({ type: "put", kv: toKeyValue(k as KeyString, e), prev: before });
+      }
+    };
+    if (rangeEnd === "") {
+      const h = this.index.get(key);
+      if (h) visit(key, h);
+    } else {
+      const open = rangeEnd === RANGE_END_ALL;
+      for (const [k, history] of this.index.entries(key)) {
+        if (!open && k >= rangeEnd) break;
+        visit(k, history);
+      }
+    }
+    return events.sort((a, b) => a.kv.mod - b.kv.mod || (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0));
   }
 
   /** Keys changed since the last call (for snapshots); empties the set. */

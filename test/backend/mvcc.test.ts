@@ -217,10 +217,11 @@ class ReferenceModel {
     return undefined;
   }
 
-  /** Keys that must keep history: live at some readable revision. */
+  /** Keys that must keep history: live at some readable revision, or deleted exactly at the compact revision (a watch from there sees that delete). */
   retainedKeys(): string[] {
     const keys = new Set<string>();
     for (let rev = this.compactRev; rev <= this.rev; rev++) for (const k of this.states[rev].keys()) keys.add(k);
+    if (this.compactRev > 0) for (const k of this.states[this.compactRev - 1].keys()) if (!this.states[this.compactRev].has(k)) keys.add(k);
     return [...keys].sort();
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * etcd's Watch service: one bidi stream carries many watches. The stream
+ * handler only translates; the WatchHub (backend) decides what is sent.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { Engine } from "../server";
+import { WatchHub, Watcher } from "../backend/watch-hub";
+import { MvccEvent } from "../backend/mvcc";
+import { keyToString } from "../persist/encoding";
+import { fromKv, int, Wire } from "./convert";
+import { header } from "./rpc";
+
+/** etcd's default --experimental-watch-progress-notify-interval. */
+export const PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
+/** Watches one stream may hold: bounds what one client can make the server track. */
+export const WATCHES_PER_STREAM_MAX = 10_000;
+
+const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(0));
+
+function toEvent(e: MvccEvent): Wire {
+  const out: Wire = { type: e.type === "put" ? "Put" : "Delete", kv: fromKv(e.kv) };
+  if (e.prev) out.prev_kv = fromKv(e.prev);
+  return out;
+}
+
+export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS): grpc.UntypedServiceImplementation {
+  return {
+    Watch: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
+      const watches = new Map<number, Watcher>();
+      const progress = new Set<number>();
+      let nextId = 0;
+      const write = (m: Wire, revision = engine.backend.revision): boolean => call.write({ header: header(engine.headers, revision), ...m });
+      const closeAll = () => {
+        for (const w of watches.values()) hub.remove(w);
+        watches.clear();
+        clearInterval(timer);
+      };
+      const timer = setInterval(() => {
+        for (const id of progress) if (watches.get(id)?.synced) write({ watch_id: String(id) });
+      }, progressIntervalMs);
+      timer.unref();
+
+      const create = (r: Wire) => {
+        let id = int(r.watch_id, "watch_id");
+        if (id === 0) {
+          while (watches.has(nextId)) nextId++;
+          id = nextId++;
+        } else if (watches.has(id)) {
+          write({ watch_id: String(id), created: true, canceled: true, cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream" });
+          return;
+        }
+        if (watches.size >= WATCHES_PER_STREAM_MAX) {
+          write({ watch_id: String(id), created: true, canceled: true, cancel_reason: `mergekv: more than ${WATCHES_PER_STREAM_MAX} watches on one stream` });
+          return;
+        }
+        const filters: string[] = r.filters ?? [];
+        write({ watch_id: String(id), created: true });
+        if (r.progress_notify) progress.add(id);
+        let canceled = false;
+        const w = hub.add(
+          {
+            key: keyToString(bytes(r.key)),
+            rangeEnd: keyToString(bytes(r.range_end)),
+            startRevision: int(r.start_revision, "start_revision"),
+            prevKv: !!r.prev_kv,
+            noPut: filters.includes("Noput"),
+            noDelete: filters.includes("Nodelete"),
+          },
+          {
+            send: (events, revision) => write({ watch_id: String(id), events: events.map(toEvent) }, revision),
+            cancel: (reason, compactRevision) => {
+              canceled = true;
+              watches.delete(id);
+              progress.delete(id);
+              write({ watch_id: String(id), canceled: true, cancel_reason: reason, compact_revision: String(compactRevision) });
+            },
+          },
+        );
+        if (!canceled) watches.set(id, w);
+      };
+
+      call.on("data", (req: Wire) => {
+        try {
+          if (req.create_request) create(req.create_request);
+          else if (req.cancel_request) {
+            const id = int(req.cancel_request.watch_id, "watch_id");
+            const w = watches.get(id);
+            if (!w) return; // etcd ignores an unknown id
+            hub.remove(w);
+            watches.delete(id);
+            progress.delete(id);
+            write({ watch_id: String(id), canceled: true });
+          } else if (req.progress_request) write({ watch_id: "-1" });
+        } catch (e) {
+          engine.onInternalError(e);
+          call.destroy(e as Error);
+        }
+      });
+      call.on("drain", () => {
+        for (const w of watches.values()) hub.resume(w);
+      });
+      call.on("end", () => { closeAll(); call.end(); });
+      call.on("cancelled", closeAll);
+      call.on("error", closeAll);
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Watches: every durable event goes to the watchers whose range it falls in,
+ * in revision order, none lost and none twice. A watcher that starts in the
+ * past, or whose stream stops taking data, catches up from the MVCC history
+ * (in batches of at most WATCH_BATCH_REVISIONS_MAX revisions) before it
+ * takes live events again; if that history is compacted away it is canceled
+ * with the compact revision, as etcd does.
+ *
+ * Invariant: a synced watcher has been sent every matching event up to
+ * `next - 1`, and `next - 1` is the durable revision.
+ */
+import { MvccEvent, MvccStore } from "./mvcc";
+import { inRange } from "../frontend/txn-view";
+
+/** etcd replays history in responses of at most 1,000 revisions. */
+export const WATCH_BATCH_REVISIONS_MAX = 1_000;
+
+export interface WatchSpec {
+  key: string;
+  rangeEnd: string;
+  /** 0: from the next revision. */
+  startRevision: number;
+  prevKv: boolean;
+  noPut: boolean;
+  noDelete: boolean;
+}
+
+/** Where a watcher's output goes (the gRPC stream). */
+export interface WatchSink {
+  /** Sends events up to `revision`; false: the stream is full, stop until `resume`. */
+  send(events: MvccEvent[], revision: number): boolean;
+  cancel(reason: string, compactRevision: number): void;
+}
+
+export class Watcher {
+  /** The next revision this watcher must see. */
+  next = 0;
+  synced = false;
+  constructor(readonly spec: WatchSpec, readonly sink: WatchSink) {}
+
+  matches(e: MvccEvent): boolean {
+    if (e.type === "put" ? this.spec.noPut : this.spec.noDelete) return false;
+    return inRange(e.kv.key, this.spec.key, this.spec.rangeEnd);
+  }
+
+  shape(e: MvccEvent): MvccEvent {
+    return this.spec.prevKv || !e.prev ? e : { type: e.type, kv: e.kv };
+  }
+}
+
+export interface EventSource {
+  readonly mvcc: MvccStore;
+  /** The newest durable revision. */
+  readonly revision: number;
+}
+
+export class WatchHub {
+  private readonly watchers = new Set<Watcher>();
+
+  constructor(private readonly source: EventSource) {}
+
+  get size(): number {
+    return this.watchers.size;
+  }
+
+  /** Starts a watcher: catches it up from history if it starts in the past. */
+  add(spec: WatchSpec, sink: WatchSink): Watcher {
+    const w = new Watcher(spec, sink);
+    w.next = spec.startRevision > 0 ? spec.startRevision : this.source.revision + 1;
+    this.watchers.add(w);
+    this.catchUp(w);
+    return w;
+  }
+
+  remove(w: Watcher): void {
+    this.watchers.delete(w);
+  }
+
+  /** Called when a full stream drains: unsynced watchers catch up from history. */
+  resume(w: Watcher): void {
+    if (this.watchers.has(w) && !w.synced) this.catchUp(w);
+  }
+
+  /** Durable events up to `rev`, from the backend. */
+  publish(events: MvccEvent[], rev: number): void {
+    for (const w of this.watchers) {
+      if (!w.synced) continue;
+      const mine: MvccEvent[] = [];
+      for (const e of events) if (e.kv.mod >= w.next && w.matches(e)) mine.push(w.shape(e));
+      w.next = rev + 1;
+      if (mine.length > 0 && !w.sink.send(mine, rev)) w.synced = false; // sent, but the stream is full
+    }
+  }
+
+  /** Sends history [next, durable] in batches; stops early if the stream fills. */
+  private catchUp(w: Watcher): void {
+    const mvcc = this.source.mvcc;
+    const durable = this.source.revision;
+    if (w.next <= durable && w.next < mvcc.compactRev) {
+      this.watchers.delete(w);
+      w.sink.cancel("etcdserver: mvcc: required revision has been compacted", mvcc.compactRev);
+      return;
+    }
+    while (w.next <= durable) {
+      const to = Math.min(durable, w.next + WATCH_BATCH_REVISIONS_MAX - 1);
+      const events = mvcc.eventsBetween(w.spec.key, w.spec.rangeEnd, w.next, to).filter((e) => w.matches(e)).map((e) => w.shape(e));
+      w.next = to + 1;
+      if (events.length > 0 && !w.sink.send(events, to)) {
+        w.synced = false;
+        return;
+      }
+    }
+    w.synced = true;
+  }
+}

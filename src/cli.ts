@@ -129,7 +129,7 @@ async function compactOffline(dataDir: string): Promise<CompactionReport> {
   const store = new LevelStore(dataDir);
   await store.open();
   try {
-    const backend = await Backend.open(store, true, { internalReplication: 1, frontends: 1, snapshotCount: Number.MAX_SAFE_INTEGER, log: (l) => process.stderr.write(`${l}\n`) });
+    const backend = await Backend.open(store, true, { internalReplication: 1, frontends: 1, snapshotCount: Number.MAX_SAFE_INTEGER, expireLeases: false, log: (l) => process.stderr.write(`${l}\n`) });
     const report = await compactStorage(backend, progressBar());
     await backend.close();
     return report;

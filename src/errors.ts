@@ -10,6 +10,8 @@ export type ErrorCode =
   | "ValueProvided"
   | "LeaseProvided"
   | "LeaseNotFound"
+  | "LeaseExists"
+  | "LeaseTTLTooLarge"
   | "FutureRevision"
   | "Compacted"
   | "RequestTooLarge"
@@ -41,6 +43,8 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   ValueProvided: { status: GrpcStatus.InvalidArgument, message: "etcdserver: value is provided" },
   LeaseProvided: { status: GrpcStatus.InvalidArgument, message: "etcdserver: lease is provided" },
   LeaseNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: requested lease not found" },
+  LeaseExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: lease already exists" },
+  LeaseTTLTooLarge: { status: GrpcStatus.OutOfRange, message: "etcdserver: too large lease TTL" },
   FutureRevision: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision is a future revision" },
   Compacted: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision has been compacted" },
   RequestTooLarge: { status: GrpcStatus.InvalidArgument, message: "etcdserver: request is too large" },

@@ -12,6 +12,7 @@ import { loadServices } from "./api/proto";
 import { HeaderSource, TRANSPORT_BYTES_MAX } from "./api/rpc";
 import { clusterService, kvService, maintenanceService } from "./api/services";
 import { watchService } from "./api/watch-service";
+import { leaseService } from "./api/lease-service";
 import { WatchHub } from "./backend/watch-hub";
 import { MergekvError } from "./errors";
 
@@ -150,6 +151,7 @@ export class MergekvServer implements Engine {
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
     server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs));
+    server.addService(services.Lease, leaseService(this));
     for (const url of this.opts.listenClientUrls) {
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));

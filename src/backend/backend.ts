@@ -13,7 +13,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { Replica, AppliedEntry, Bootstrap } from "./replica";
-import { MvccEvent } from "./mvcc";
+import { MvccEvent, RANGE_END_ALL } from "./mvcc";
+import { LeaseTable } from "./leases";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
 import { ChangeLog, Meta } from "../persist/changelog";
 import { ActorId, KeyString, changeKey, mergeKey } from "../persist/encoding";
@@ -39,7 +40,11 @@ export interface Envelope {
 
 export type BackendMessage =
   | { type: "applied"; entries: AppliedEntry[] }
-  | { type: "compact"; rev: number };
+  | { type: "compact"; rev: number }
+  | { type: "leases"; granted: number[]; revoked: number[] };
+
+/** How often lease expiry is checked. */
+export const LEASE_CHECK_INTERVAL_MS = 250;
 
 export interface BackendOptions {
   /** Frontends that must have applied a write before it returns (1..frontends). */
@@ -51,6 +56,8 @@ export interface BackendOptions {
   repair?: boolean;
   /** Fan-out to the frontends (the pool posts to the workers). */
   broadcast?: (m: BackendMessage) => void;
+  /** Revoke leases whose TTL ran out (off for offline tools). Default on. */
+  expireLeases?: boolean;
   /** Durable events, in revision order, up to `rev` (watches). */
   onEvents?: (events: MvccEvent[], rev: number) => void;
   log?: (line: string) => void;
@@ -78,6 +85,11 @@ export class Backend {
   private dirtyBuckets = new Set<number>();
   private snapshotRunning: Promise<SnapshotReport> | null = null;
   private closed = false;
+  readonly leases = new LeaseTable();
+  /** Envelopes the backend authors itself (lease deletions), by seq: resolved with their revision. */
+  private readonly authored = new Map<number, (rev: number) => void>();
+  private authoredSeq = 0;
+  private leaseTimer: NodeJS.Timeout | null = null;
 
   private constructor(readonly log: ChangeLog, meta: Meta, bootstrap: Bootstrap, readonly opts: BackendOptions) {
     this.meta = meta;
@@ -106,12 +118,67 @@ export class Backend {
       buckets: rec.buckets,
       histories: rec.histories,
       entries: rec.records.map((r) => ({ rev: r.record.rev, actor: r.actor, seq: r.seq, changes: r.record.changes, writes: r.record.writes })),
+      leases: rec.leases.map(([id]) => id),
     };
     const backend = new Backend(log, rec.meta, bootstrap, opts);
     backend.uncovered = rec.records.map((r) => ({ key: r.key, rev: r.record.rev }));
     for (const r of rec.records) for (const c of r.record.changes) backend.dirtyBuckets.add(c.bucket);
     for (const r of rec.records) for (const w of r.record.writes) backend.dirtyKeys.add(w.key);
+    backend.restoreLeases(rec.leases);
     return backend;
+  }
+
+  /** Every lease gets its full TTL again (as etcd after a leader change); keys re-attach. */
+  private restoreLeases(leases: [number, number][]): void {
+    for (const [id, ttl] of leases) this.leases.add(id, ttl);
+    const orphans = this.leases.track([...this.replica.mvcc.range(RANGE_END_ALL, RANGE_END_ALL)].map((kv) => ({ type: "put" as const, kv })));
+    if (this.opts.expireLeases !== false) {
+      this.leaseTimer = setInterval(() => this.expireLeases(), LEASE_CHECK_INTERVAL_MS);
+      this.leaseTimer.unref();
+      if (orphans.length > 0) void this.deleteAuthored(orphans);
+    }
+  }
+
+  private expireLeases(): void {
+    for (const id of this.leases.expired()) {
+      this.revokeLease(id).catch((e) => this.opts.log?.(`lease ${id} expiry failed: ${(e as Error).message}`));
+    }
+  }
+
+  /** LeaseGrant: durable when it resolves; id 0 lets the server choose. */
+  async grantLease(requestedId: number, ttlSeconds: number): Promise<{ id: number; ttlSeconds: number }> {
+    const grant = this.leases.prepareGrant(requestedId, ttlSeconds);
+    await this.log.putLease(grant.id, grant.ttlSeconds);
+    if (this.leases.has(grant.id)) throw new MergekvError("LeaseExists"); // granted meanwhile by a concurrent request
+    this.leases.add(grant.id, grant.ttlSeconds);
+    this.opts.broadcast?.({ type: "leases", granted: [grant.id], revoked: [] });
+    return grant;
+  }
+
+  /** LeaseRevoke (and expiry): the lease's keys are deleted at one revision, which is returned. */
+  async revokeLease(id: number): Promise<number> {
+    const lease = this.leases.remove(id);
+    if (!lease) throw new MergekvError("LeaseNotFound");
+    this.opts.broadcast?.({ type: "leases", granted: [], revoked: [id] });
+    const rev = await this.deleteAuthored([...lease.keys]);
+    await this.log.deleteLease(id);
+    return rev;
+  }
+
+  /**
+   * Deletes keys with a change the backend authors under its own actor, as one
+   * write request; resolves with its revision once durable (the current one
+   * if none of the keys is live).
+   */
+  private deleteAuthored(keys: string[]): Promise<number> {
+    const live = keys.filter((k) => this.replica.mvcc.get(k)) as KeyString[];
+    if (live.length === 0 || this.closed) return Promise.resolve(this.durableRev);
+    for (const k of live) this.replica.buckets.delete(k);
+    const changes = this.replica.buckets.commit();
+    const seq = ++this.authoredSeq;
+    const done = new Promise<number>((resolve) => this.authored.set(seq, resolve));
+    this.submit([{ actor: this.replica.actor, seq, changes, writes: live.map((key) => ({ key, value: null, lease: 0 })) }]);
+    return done;
   }
 
   /** Keys replayed at recovery: they are not in the snapshot yet. */
@@ -172,6 +239,8 @@ export class Backend {
       events.push(...this.replica.mvcc.apply(mergeEntry.rev, merge));
       entries.push(mergeEntry);
     }
+    const orphans = this.leases.track(events);
+    if (orphans.length > 0) void this.deleteAuthored(orphans); // written with a lease revoked meanwhile
     const records = entries.map((e) => {
       const record: ChangeRecord = { rev: e.rev, changes: e.changes, writes: e.writes };
       const key = e.actor ? changeKey(e.actor, e.seq!) : mergeKey(e.rev);
@@ -206,6 +275,11 @@ export class Backend {
   private onDurable(entries: AppliedEntry[], lastRev: number, events: MvccEvent[]): void {
     this.durableRev = lastRev;
     this.opts.broadcast?.({ type: "applied", entries });
+    for (const e of entries) {
+      if (e.actor !== this.replica.actor) continue;
+      this.authored.get(e.seq!)?.(e.rev);
+      this.authored.delete(e.seq!);
+    }
     this.opts.onEvents?.(events, lastRev);
     if (this.uncovered.length >= this.opts.snapshotCount && !this.snapshotRunning) {
       void this.snapshot().catch((e) => this.opts.log?.(`snapshot failed: ${(e as Error).message}`));
@@ -299,6 +373,7 @@ export class Backend {
 
   /** Stops taking writes and waits for what is in flight to be durable. */
   async close(): Promise<void> {
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
     this.closed = true;
     while (this.incoming.length > 0 || this.applyScheduled) await nextTurn();
     if (this.snapshotRunning) await this.snapshotRunning.catch(() => undefined);

@@ -25,6 +25,8 @@ export interface Bootstrap {
   buckets: [number, Uint8Array][];
   histories: PackedHistories;
   entries: AppliedEntry[];
+  /** Ids of the leases that exist (frontends refuse Puts naming others). */
+  leases: number[];
 }
 
 export class Replica {

@@ -48,8 +48,21 @@ export class Executor {
   private wakers: (() => void)[] = [];
   /** Per bucket we do not own: the seq of our latest envelope that wrote it (bounded by BUCKET_COUNT). */
   private readonly foreignSeq = new Map<number, number>();
+  /** Leases that exist, as the backend announced them. */
+  private readonly leases: Set<number>;
 
-  constructor(readonly replica: Replica, private readonly send: (e: Envelope) => void, private readonly fetch: BucketFetcher) {}
+  constructor(readonly replica: Replica, private readonly send: (e: Envelope) => void, private readonly fetch: BucketFetcher, leases: Iterable<number> = []) {
+    this.leases = new Set(leases);
+  }
+
+  onLeases(granted: number[], revoked: number[]): void {
+    for (const id of granted) this.leases.add(id);
+    for (const id of revoked) this.leases.delete(id);
+  }
+
+  private view(): TxnView {
+    return new TxnView(this.mvcc, (id) => this.leases.has(id));
+  }
 
   private get mvcc(): MvccStore {
     return this.replica.mvcc;
@@ -60,7 +73,7 @@ export class Executor {
     validateRequest(r);
     if (r.kind === "range") {
       if (!r.req.serializable) while (this.mvcc.rev < minRev) await this.nextApplied();
-      return { revision: this.mvcc.rev, result: runRange(new TxnView(this.mvcc), r.req) };
+      return { revision: this.mvcc.rev, result: runRange(this.view(), r.req) };
     }
     const reads = readSet(r);
     const borrowed: number[] = [];
@@ -72,7 +85,7 @@ export class Executor {
           await this.borrow(missing, borrowed);
           continue; // state may have moved while we waited: check again
         }
-        const view = new TxnView(this.mvcc);
+        const view = this.view();
         const result = this.run(view, r);
         if (view.writes.size === 0) return { revision: this.mvcc.rev, result };
         if (this.unheld([...view.writes.keys()].map(bucketOf)).length === 0) return this.ship(view, result);
@@ -254,7 +267,7 @@ function sortField(t: RangeRequest["sortTarget"]): (a: KeyValue, b: KeyValue) =>
 function runPut(view: TxnView, r: PutRequest): PutResult {
   const prev = view.get(r.key);
   if ((r.ignoreValue || r.ignoreLease) && !prev) throw new MergekvError("KeyNotFound");
-  if (!r.ignoreLease && r.lease !== 0) throw new MergekvError("LeaseNotFound"); // no leases exist yet
+  if (!r.ignoreLease && r.lease !== 0 && !view.leaseExists(r.lease)) throw new MergekvError("LeaseNotFound");
   view.put(r.key, r.ignoreValue ? prev!.value : r.value, r.ignoreLease ? prev!.lease : r.lease);
   return r.prevKv && prev ? { prevKv: prev } : {};
 }

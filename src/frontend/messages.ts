@@ -24,6 +24,7 @@ export type ToFrontend =
   | { type: "requests"; items: RequestItem[] }
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
+  | { type: "leases"; granted: number[]; revoked: number[] }
   /** Answer to a "fetch": current bytes of bucket documents (null: none yet). */
   | { type: "buckets"; id: number; docs: [number, Uint8Array | null][] }
   | { type: "stop" };

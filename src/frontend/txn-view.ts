@@ -14,7 +14,8 @@ export class TxnView {
   readonly writes = new Map<KeyString, Write>();
   private readonly unassigned: KeyValue[] = [];
 
-  constructor(readonly mvcc: MvccStore) {}
+  /** `leaseExists`: whether a Put may name this lease. */
+  constructor(readonly mvcc: MvccStore, readonly leaseExists: (id: number) => boolean = () => false) {}
 
   get(key: KeyString): KeyValue | undefined {
     const w = this.writes.get(key);

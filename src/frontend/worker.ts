@@ -37,7 +37,7 @@ function handle(m: ToFrontend): void {
       const actor = randomBytes(16).toString("hex") as ActorId;
       const replica = new Replica(actor, false, (b) => ownerOf(b, m.frontends) === m.index);
       replica.bootstrap(m.bootstrap);
-      executor = new Executor(replica, (e) => envelopes.push(e), fetchBuckets);
+      executor = new Executor(replica, (e) => envelopes.push(e), fetchBuckets, m.bootstrap.leases);
       acked = replica.rev;
       post({ type: "ready", actor: replica.actor, rev: replica.rev });
       return;
@@ -58,6 +58,9 @@ function handle(m: ToFrontend): void {
     case "buckets":
       fetches.get(m.id)?.(m.docs);
       fetches.delete(m.id);
+      return;
+    case "leases":
+      executor!.onLeases(m.granted, m.revoked);
       return;
     case "compact":
       executor!.onCompact(m.rev);

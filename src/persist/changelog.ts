@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { Store, StoreOp } from "./store";
 import {
   Prefix, prefixBounds, metaKey, encodeU64, decodeU64, decodeChangeKey, decodeMergeKey,
-  decodeBucketKey, decodeKeyHistoryKey, bucketKey, keyHistoryKey, KeyString, ActorId,
+  decodeBucketKey, decodeKeyHistoryKey, bucketKey, keyHistoryKey, KeyString, ActorId, leaseKey, decodeLeaseKey,
 } from "./encoding";
 import { ChangeRecord, decodeRecord, encodeRecord, openBlob, sealBlob, PackedHistories, packHistories } from "./records";
 import { MergekvError } from "../errors";
@@ -49,6 +49,8 @@ export interface Recovered {
   histories: PackedHistories;
   /** Records not covered by the snapshot, sorted by revision. */
   records: LoggedRecord[];
+  /** Granted leases: (id, TTL in seconds). */
+  leases: [number, number][];
   /** Corrupt records moved aside by a repair (empty unless `repair`). */
   quarantined: string[];
 }
@@ -73,6 +75,15 @@ export class ChangeLog {
     const ops: StoreOp[] = records.map((r) => ({ type: "put", key: r.key, value: encodeRecord(r.record) }));
     for (const r of records) if (r.record.rev > this.highestRev) this.highestRev = r.record.rev;
     return this.enqueue(ops);
+  }
+
+  /** Records a granted lease (durable when it resolves). */
+  putLease(id: number, ttlSeconds: number): Promise<void> {
+    return this.enqueue([{ type: "put", key: leaseKey(id), value: encodeU64(ttlSeconds) }]);
+  }
+
+  deleteLease(id: number): Promise<void> {
+    return this.enqueue([{ type: "del", key: leaseKey(id) }]);
   }
 
   setCompactRev(rev: number): Promise<void> {
@@ -191,11 +202,15 @@ export class ChangeLog {
       }
     }
     records.sort((a, b) => a.record.rev - b.record.rev);
+    const leases: [number, number][] = [];
+    for await (const [k, v] of this.store.entries(prefixBounds(Prefix.Lease))) {
+      try { leases.push([decodeLeaseKey(k), decodeU64(v)]); } catch (e) { await bad(k, v, e); }
+    }
     onProgress?.("change records", records.length);
     for (const r of records) if (r.record.rev > meta.rev) meta.rev = r.record.rev;
     if (meta.snapshotRev > meta.rev) meta.rev = meta.snapshotRev;
     if (meta.rev < INITIAL_REVISION) meta.rev = INITIAL_REVISION;
-    return { meta, buckets, histories, records, quarantined };
+    return { meta, buckets, histories, records, leases, quarantined };
   }
 
   /** Counts records and bytes (for compaction reports). */
@@ -219,6 +234,6 @@ function randomId(): string {
 
 /** A Level key in words, for error messages. */
 export function describeKey(k: Buffer): string {
-  const names: Record<number, string> = { [Prefix.Change]: "change", [Prefix.Merge]: "merge", [Prefix.Bucket]: "bucket", [Prefix.KeyHistory]: "key-history", [Prefix.Meta]: "meta" };
+  const names: Record<number, string> = { [Prefix.Change]: "change", [Prefix.Merge]: "merge", [Prefix.Bucket]: "bucket", [Prefix.KeyHistory]: "key-history", [Prefix.Meta]: "meta", [Prefix.Lease]: "lease" };
   return `${names[k[0]] ?? "unknown"} record (key ${k.toString("hex")})`;
 }

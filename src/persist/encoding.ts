@@ -56,6 +56,8 @@ export const Prefix = {
   KeyHistory: 0x6b,
   /** M | name -> metadata. */
   Meta: 0x4d,
+  /** L | lease id(8) -> the lease's granted TTL in seconds (8). */
+  Lease: 0x4c,
 } as const;
 
 export const CHANGE_KEY_BYTES = 1 + ACTOR_BYTES + U64_BYTES;
@@ -122,4 +124,17 @@ export function metaKey(name: string): Buffer {
 /** [gte, lt) bounds covering every key with this one-byte prefix. */
 export function prefixBounds(prefix: number): { gte: Buffer; lt: Buffer } {
   return { gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) };
+}
+
+export const LEASE_KEY_BYTES = 1 + U64_BYTES;
+
+export function leaseKey(id: number): Buffer {
+  return Buffer.concat([Buffer.of(Prefix.Lease), encodeU64(id)]);
+}
+
+export function decodeLeaseKey(k: Uint8Array): number {
+  if (k.length !== LEASE_KEY_BYTES || k[0] !== Prefix.Lease) {
+    throw new MergekvError("Corrupt", `lease key must be ${LEASE_KEY_BYTES} bytes with prefix 'L', got ${k.length}`);
+  }
+  return decodeU64(k, 1);
 }

@@ -1,0 +1,58 @@
+/**
+ * etcd's Lease service: grant, revoke, keep-alive (a bidi stream), time to
+ * live, list. Handlers convert and call the backend's lease table.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { Engine } from "../server";
+import { keyToBytes } from "../persist/encoding";
+import { int, Wire } from "./convert";
+import { header, unary, UnaryHandler } from "./rpc";
+
+export function leaseService(engine: Engine): grpc.UntypedServiceImplementation {
+  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  const backend = () => engine.backend;
+  return {
+    LeaseGrant: h(async (req) => {
+      const lease = await backend().grantLease(int(req.ID, "ID"), int(req.TTL, "TTL"));
+      return { revision: backend().revision, body: { ID: String(lease.id), TTL: String(lease.ttlSeconds), error: "" } };
+    }),
+    LeaseRevoke: h(async (req) => {
+      const rev = await backend().revokeLease(int(req.ID, "ID"));
+      return { revision: rev, body: {} };
+    }),
+    LeaseTimeToLive: h(async (req) => {
+      const id = int(req.ID, "ID");
+      const lease = backend().leases.get(id);
+      if (!lease) return { revision: backend().revision, body: { ID: String(id), TTL: "-1", grantedTTL: "0", keys: [] } };
+      return {
+        revision: backend().revision,
+        body: {
+          ID: String(id),
+          TTL: String(backend().leases.remainingSeconds(lease)),
+          grantedTTL: String(lease.ttlSeconds),
+          keys: req.keys ? [...lease.keys].sort().map(keyToBytes) : [],
+        },
+      };
+    }),
+    LeaseLeases: h(async () => ({
+      revision: backend().revision,
+      body: { leases: backend().leases.ids().map((id) => ({ ID: String(id) })) },
+    })),
+    /** Each request renews one lease; an unknown id answers TTL 0 and the stream stays open, as etcd. */
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
+      call.on("data", (req: Wire) => {
+        let id: number;
+        try {
+          id = int(req.ID, "ID");
+        } catch (e) {
+          call.destroy(e as Error);
+          return;
+        }
+        const ttl = backend().leases.keepAlive(id);
+        call.write({ header: header(engine.headers, backend().revision), ID: String(id), TTL: String(ttl) });
+      });
+      call.on("end", () => call.end());
+      call.on("error", () => undefined);
+    },
+  };
+}

@@ -25,6 +25,7 @@ serve flags:
   --snapshot-count N                change records between snapshots (default ${DEFAULT_OPTIONS.snapshotCount})
   --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
   --repair                          set unreadable records aside instead of refusing to start
+  --quota-backend-bytes N            raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
   --experimental-watch-progress-notify-interval D
                                     progress notifications for watches that ask (default 10m)
 `;
@@ -69,6 +70,7 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "unsafe-no-fsync": { type: "boolean" },
       repair: { type: "boolean" },
       "experimental-watch-progress-notify-interval": { type: "string" },
+      "quota-backend-bytes": { type: "string" },
     },
   });
   const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -85,6 +87,7 @@ export function parseServeFlags(args: string[]): ServerOptions {
     snapshotCount: positiveInt("snapshot-count", values["snapshot-count"], DEFAULT_OPTIONS.snapshotCount),
     unsafeNoFsync: values["unsafe-no-fsync"] ?? false,
     repair: values.repair ?? false,
+    quotaBackendBytes: values["quota-backend-bytes"] === "0" ? DEFAULT_OPTIONS.quotaBackendBytes : positiveInt("quota-backend-bytes", values["quota-backend-bytes"], DEFAULT_OPTIONS.quotaBackendBytes),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };
 }

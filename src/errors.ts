@@ -12,6 +12,7 @@ export type ErrorCode =
   | "LeaseNotFound"
   | "LeaseExists"
   | "LeaseTTLTooLarge"
+  | "NoSpace"
   | "FutureRevision"
   | "Compacted"
   | "RequestTooLarge"
@@ -45,6 +46,7 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   LeaseNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: requested lease not found" },
   LeaseExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: lease already exists" },
   LeaseTTLTooLarge: { status: GrpcStatus.OutOfRange, message: "etcdserver: too large lease TTL" },
+  NoSpace: { status: GrpcStatus.ResourceExhausted, message: "etcdserver: mvcc: database space exceeded" },
   FutureRevision: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision is a future revision" },
   Compacted: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision has been compacted" },
   RequestTooLarge: { status: GrpcStatus.InvalidArgument, message: "etcdserver: request is too large" },

@@ -14,6 +14,7 @@ import { clusterService, kvService, maintenanceService } from "./api/services";
 import { watchService } from "./api/watch-service";
 import { leaseService } from "./api/lease-service";
 import { WatchHub } from "./backend/watch-hub";
+import { Alarms } from "./backend/alarms";
 import { MergekvError } from "./errors";
 
 export interface ServerOptions {
@@ -26,10 +27,17 @@ export interface ServerOptions {
   snapshotCount: number;
   unsafeNoFsync: boolean;
   repair: boolean;
+  /** NOSPACE is raised when the data directory grows past this (etcd's default: 2 GiB). */
+  quotaBackendBytes: number;
   /** How often a watch that asked for progress notifications gets one (etcd: 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   log: (line: string) => void;
 }
+
+/** etcd's default --quota-backend-bytes. */
+export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+/** How often the data directory's size is checked against the quota. */
+export const QUOTA_CHECK_INTERVAL_MS = 1_000;
 
 export const DEFAULT_OPTIONS: ServerOptions = {
   name: "default",
@@ -42,6 +50,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   unsafeNoFsync: false,
   repair: false,
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+  quotaBackendBytes: DEFAULT_QUOTA_BYTES,
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -53,6 +62,7 @@ export interface Engine {
   headers: HeaderSource;
   name: string;
   clientUrls: string[];
+  alarms: Alarms;
   onInternalError: (e: unknown) => void;
   compactStorage(): Promise<CompactionReport>;
 }
@@ -98,6 +108,8 @@ export class MergekvServer implements Engine {
   pool!: FrontendPool;
   headers!: HeaderSource;
   watches!: WatchHub;
+  readonly alarms = new Alarms();
+  private quotaTimer: NodeJS.Timeout | null = null;
   private grpcServer: grpc.Server | null = null;
   readonly ports: number[] = [];
   private stopped = false;
@@ -145,6 +157,10 @@ export class MergekvServer implements Engine {
     await this.pool.start(this.backend.takeBootstrap());
     log(`recovered revision ${this.backend.revision} (${this.backend.replica.mvcc.size} keys) and started ${this.opts.frontends} frontends in ${Date.now() - started} ms`);
 
+    this.quotaTimer = setInterval(() => void this.checkQuota(), QUOTA_CHECK_INTERVAL_MS);
+    this.quotaTimer.unref();
+    await this.checkQuota();
+
     const services = loadServices();
     const server = new grpc.Server({ "grpc.max_receive_message_length": TRANSPORT_BYTES_MAX, "grpc.max_send_message_length": TRANSPORT_BYTES_MAX });
     server.addService(services.KV, kvService(this));
@@ -161,10 +177,18 @@ export class MergekvServer implements Engine {
     this.grpcServer = server;
   }
 
+  private async checkQuota(): Promise<void> {
+    const size = await this.store.sizeBytes().catch(() => 0);
+    if (size > this.opts.quotaBackendBytes && this.alarms.activate("Nospace")) {
+      this.opts.log(`alarm NOSPACE: data directory is ${size} bytes, over --quota-backend-bytes ${this.opts.quotaBackendBytes}; puts are refused until it is disarmed`);
+    }
+  }
+
   /** Graceful: stop accepting, finish what is in flight, make it durable, close. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.quotaTimer) clearInterval(this.quotaTimer);
     const server = this.grpcServer;
     if (server) {
       await Promise.race([

@@ -7,12 +7,14 @@ import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
 import { int, Wire } from "./convert";
 import { header, unary, UnaryHandler } from "./rpc";
+import { refuseWhenFull } from "./services";
 
 export function leaseService(engine: Engine): grpc.UntypedServiceImplementation {
   const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
   const backend = () => engine.backend;
   return {
     LeaseGrant: h(async (req) => {
+      refuseWhenFull(engine);
       const lease = await backend().grantLease(int(req.ID, "ID"), int(req.TTL, "TTL"));
       return { revision: backend().revision, body: { ID: String(lease.id), TTL: String(lease.ttlSeconds), error: "" } };
     }),

@@ -6,7 +6,18 @@ import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
 import { unary, UnaryHandler } from "./rpc";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
-import { RangeResult, PutResult, DeleteRangeResult, TxnResult } from "../frontend/requests";
+import { RangeResult, PutResult, DeleteRangeResult, TxnResult, TxnRequest, HashKVResult } from "../frontend/requests";
+import { AlarmType } from "../backend/alarms";
+import { MergekvError } from "../errors";
+
+/** While NOSPACE is active, writes that add data are refused, as etcd does. */
+export function refuseWhenFull(engine: Engine): void {
+  if (engine.alarms.has("Nospace")) throw new MergekvError("NoSpace");
+}
+
+function hasPuts(t: TxnRequest): boolean {
+  return t.success.concat(t.failure).some((op) => "put" in op || ("txn" in op && hasPuts(op.txn)));
+}
 
 /** The etcd version mergekv answers as (the API level its clients expect). */
 export const ETCD_API_VERSION = "3.4.23";
@@ -19,6 +30,7 @@ export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
       return { revision: r.revision, body: fromRange(r.result as RangeResult) };
     }, true),
     Put: h(async (req) => {
+      refuseWhenFull(engine);
       const r = await engine.pool.execute({ kind: "put", req: toPut(req) });
       return { revision: r.revision, body: fromPut(r.result as PutResult) };
     }),
@@ -27,7 +39,9 @@ export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
       return { revision: r.revision, body: fromDeleteRange(r.result as DeleteRangeResult) };
     }),
     Txn: h(async (req) => {
-      const r = await engine.pool.execute({ kind: "txn", req: toTxn(req) });
+      const txn = toTxn(req);
+      if (hasPuts(txn)) refuseWhenFull(engine);
+      const r = await engine.pool.execute({ kind: "txn", req: txn });
       return { revision: r.revision, body: fromTxn(r.result as TxnResult, r.revision) };
     }),
     Compact: h(async (req) => {
@@ -57,6 +71,18 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
           errors: [],
         },
       };
+    }),
+    HashKV: h(async (req) => {
+      const r = await engine.pool.execute({ kind: "hashKV", req: { revision: int(req.revision, "revision") } });
+      const result = r.result as HashKVResult;
+      return { revision: r.revision, body: { hash: result.hash, compact_revision: String(result.compactRevision) } };
+    }),
+    Alarm: h(async (req) => {
+      const alarm = req.alarm as AlarmType | "None";
+      if (req.action === "Activate" && alarm !== "None") engine.alarms.activate(alarm);
+      if (req.action === "Deactivate" && alarm !== "None") engine.alarms.deactivate(alarm);
+      const alarms = engine.alarms.list().map((a) => ({ memberID: engine.headers.memberId, alarm: a }));
+      return { revision: engine.backend.revision, body: { alarms } };
     }),
     /** Defragment is mergekv's online compaction trigger: snapshot, drop covered records, reclaim space. */
     Defragment: h(async () => {

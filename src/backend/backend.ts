@@ -90,6 +90,8 @@ export class Backend {
   private readonly authored = new Map<number, (rev: number) => void>();
   private authoredSeq = 0;
   private leaseTimer: NodeJS.Timeout | null = null;
+  /** Lease ids whose grant is being made durable (bounded by concurrent LeaseGrant requests). */
+  private readonly granting = new Set<number>();
 
   private constructor(readonly log: ChangeLog, meta: Meta, bootstrap: Bootstrap, readonly opts: BackendOptions) {
     this.meta = meta;
@@ -148,8 +150,14 @@ export class Backend {
   /** LeaseGrant: durable when it resolves; id 0 lets the server choose. */
   async grantLease(requestedId: number, ttlSeconds: number): Promise<{ id: number; ttlSeconds: number }> {
     const grant = this.leases.prepareGrant(requestedId, ttlSeconds);
-    await this.log.putLease(grant.id, grant.ttlSeconds);
-    if (this.leases.has(grant.id)) throw new MergekvError("LeaseExists"); // granted meanwhile by a concurrent request
+    // Reserved until durable: a concurrent grant of this id must not overwrite its record.
+    if (this.granting.has(grant.id)) throw new MergekvError("LeaseExists");
+    this.granting.add(grant.id);
+    try {
+      await this.log.putLease(grant.id, grant.ttlSeconds);
+    } finally {
+      this.granting.delete(grant.id);
+    }
     this.leases.add(grant.id, grant.ttlSeconds);
     this.opts.broadcast?.({ type: "leases", granted: [grant.id], revoked: [] });
     return grant;
@@ -157,11 +165,17 @@ export class Backend {
 
   /** LeaseRevoke (and expiry): the lease's keys are deleted at one revision, which is returned. */
   async revokeLease(id: number): Promise<number> {
+    // Writes that arrived first are ordered first (etcd: the revoke is one log entry after them),
+    // so the lease's key set is current and our deletion sees their changes.
+    while (this.incoming.length > 0) this.applyIncoming();
     const lease = this.leases.remove(id);
     if (!lease) throw new MergekvError("LeaseNotFound");
     this.opts.broadcast?.({ type: "leases", granted: [], revoked: [id] });
+    // Queued now, ahead of any later grant of this id. A crash before the keys' deletion is
+    // durable leaves them without a lease: restoreLeases deletes them at the next start.
+    const recordDeleted = this.log.deleteLease(id);
     const rev = await this.deleteAuthored([...lease.keys]);
-    await this.log.deleteLease(id);
+    await recordDeleted;
     return rev;
   }
 

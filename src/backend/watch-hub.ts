@@ -7,7 +7,8 @@
  * with the compact revision, as etcd does.
  *
  * Invariant: a synced watcher has been sent every matching event up to
- * `next - 1`, and `next - 1` is the durable revision.
+ * `next - 1`, and `next - 1` is the durable revision (or, for a watcher that
+ * starts in the future, its start revision - 1, which is above it).
  */
 import { MvccEvent, MvccStore } from "./mvcc";
 import { inRange } from "../frontend/txn-view";
@@ -87,7 +88,7 @@ export class WatchHub {
       if (!w.synced) continue;
       const mine: MvccEvent[] = [];
       for (const e of events) if (e.kv.mod >= w.next && w.matches(e)) mine.push(w.shape(e));
-      w.next = rev + 1;
+      w.next = Math.max(w.next, rev + 1); // a watcher that starts in the future keeps its start
       if (mine.length > 0 && !w.sink.send(mine, rev)) w.synced = false; // sent, but the stream is full
     }
   }

@@ -123,7 +123,7 @@ export class FrontendPool {
   /** Executes a KV request on the frontend that routing picks. */
   execute(request: KvRequest): Promise<Executed> {
     if (this.stopping) return Promise.reject(new MergekvError("Unavailable"));
-    const write = request.kind !== "range";
+    const write = request.kind === "put" || request.kind === "deleteRange" || request.kind === "txn";
     const target = write ? ownerOf(bucketOf(routingKey(request)), this.size) : this.nextReader++ % this.size;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -144,6 +144,7 @@ export function routingKey(r: KvRequest): string {
     case "put": return r.req.key;
     case "deleteRange": return r.req.key;
     case "range": return r.req.key;
+    case "hashKV": return "";
     case "txn": {
       if (r.req.compare.length > 0) return r.req.compare[0].key;
       const op = r.req.success[0] ?? r.req.failure[0];

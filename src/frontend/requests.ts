@@ -91,14 +91,25 @@ export type OpResult =
   | { deleteRange: DeleteRangeResult }
   | { txn: TxnResult };
 
+/** Maintenance.HashKV: a hash of the live keys and values at a revision (0 = current). */
+export interface HashKVRequest {
+  revision: number;
+}
+
+export interface HashKVResult {
+  hash: number;
+  compactRevision: number;
+}
+
 /** A request a frontend executes; reads and writes alike. */
 export type KvRequest =
   | { kind: "range"; req: RangeRequest }
+  | { kind: "hashKV"; req: HashKVRequest }
   | { kind: "put"; req: PutRequest }
   | { kind: "deleteRange"; req: DeleteRangeRequest }
   | { kind: "txn"; req: TxnRequest };
 
-export type KvResult = RangeResult | PutResult | DeleteRangeResult | TxnResult;
+export type KvResult = RangeResult | PutResult | DeleteRangeResult | TxnResult | HashKVResult;
 
 /** etcd's limit on operations in one Txn (each of compare, success, failure). */
 export const TXN_OPS_MAX = 128;

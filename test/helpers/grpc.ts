@@ -1,5 +1,6 @@
 /**
- * A raw gRPC client for etcd's KV, Maintenance and Cluster services, built
+ * A raw gRPC client for etcd's KV, Maintenance and Cluster services (and a
+ * raw Watch stream), built
  * from the `etcd3` package's proto files with the loader options the server
  * and the etcd3 client use. Lets tests see the exact status `code` and
  * `details` a server answers, without any client-side translation or retry.
@@ -76,3 +77,49 @@ export async function grpcError(p: Promise<unknown>): Promise<{ code: number; de
 }
 
 export const b = (s: string | Buffer): Buffer => (typeof s === "string" ? Buffer.from(s) : s);
+
+/** One raw Watch bidi stream: requests go out as written, responses queue up in arrival order. */
+export interface RawWatchStream {
+  send(req: Msg): void;
+  /** The next response; rejects after `timeoutMs` or if the stream ends first. */
+  next(timeoutMs?: number): Promise<Msg>;
+  /** Responses that arrived and were not taken yet. */
+  readonly pending: Msg[];
+  close(): void;
+}
+
+/** A watch response a test waits for longer than this is not coming. */
+const WATCH_RESPONSE_WAIT_MS = 10_000;
+
+export function watchStream(endpoint: string): RawWatchStream {
+  const client: any = new (services().Watch)(endpoint, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": CLIENT_MESSAGE_BYTES_MAX });
+  const call = client.Watch();
+  const pending: Msg[] = [];
+  let wake: (() => void) | null = null;
+  let ended: Error | null = null;
+  call.on("data", (m: Msg) => { pending.push(m); wake?.(); });
+  call.on("error", (e: Error) => { ended = e; wake?.(); });
+  call.on("end", () => { ended ??= new Error("watch stream ended"); wake?.(); });
+  return {
+    pending,
+    send: (req) => call.write(req),
+    async next(timeoutMs = WATCH_RESPONSE_WAIT_MS) {
+      const deadline = Date.now() + timeoutMs;
+      while (pending.length === 0) {
+        if (ended) throw ended;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`no watch response in ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          wake = () => { clearTimeout(timer); resolve(); };
+        });
+        wake = null;
+      }
+      return pending.shift()!;
+    },
+    close() {
+      call.cancel();
+      client.close();
+    },
+  };
+}

@@ -3,6 +3,8 @@
  * Flags follow etcd's names where they apply.
  */
 import { parseArgs } from "node:util";
+import { promises as fs } from "node:fs";
+import { restoreSnapshot } from "./persist/snapshot-file";
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_OPTIONS, MergekvServer, ServerOptions, compactStorage, CompactionReport, bindAddress } from "./server";
 import { Backend } from "./backend/backend";
@@ -14,6 +16,8 @@ const USAGE = `Usage:
   mergekv serve [flags]          run a server (default: data in ./default.mergekv, clients on 127.0.0.1:2379)
   mergekv compact --data-dir DIR compact a stopped server's data directory
   mergekv compact --endpoints URL ask a running server to compact (online)
+  mergekv snapshot restore FILE --data-dir DIR
+                                 make a new data directory from a snapshot (etcdctl snapshot save)
 
 serve flags:
   --name NAME                       member name (default "default")
@@ -35,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     if (command === "serve") await serve(rest);
     else if (command === "compact") await compact(rest);
+    else if (command === "snapshot" && rest[0] === "restore") await restore(rest.slice(1));
     else if (!command || command === "help" || command === "--help" || command === "-h") process.stdout.write(USAGE);
     else throw new MergekvError("InvalidArgument", `unknown command ${JSON.stringify(command)}`);
   } catch (e) {
@@ -155,6 +160,24 @@ async function compactOnline(endpoint: string): Promise<undefined> {
   client.close();
   process.stdout.write(`compacted ${endpoint} in ${Date.now() - started} ms (the server logs records and bytes before and after)\n`);
   return undefined;
+}
+
+async function restore(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { "data-dir": { type: "string" } } });
+  if (positionals.length !== 1 || !values["data-dir"]) throw new MergekvError("InvalidArgument", "snapshot restore needs a FILE and --data-dir DIR");
+  const file = await fs.readFile(positionals[0]).catch((e: Error) => {
+    throw new MergekvError("Unavailable", `cannot read ${positionals[0]}: ${e.message}`);
+  });
+  const store = new LevelStore(values["data-dir"]);
+  await store.open();
+  const started = Date.now();
+  try {
+    const bar = progressBar();
+    const entries = await restoreSnapshot(file, store, (done, total) => bar("restoring", done, total));
+    process.stdout.write(`restored ${entries} entries (${file.length} bytes) into ${values["data-dir"]} in ${Date.now() - started} ms\n`);
+  } finally {
+    await store.close();
+  }
 }
 
 function progressBar(): (stage: string, done?: number, total?: number) => void {

@@ -113,6 +113,8 @@ export class MergekvServer implements Engine {
   private grpcServer: grpc.Server | null = null;
   readonly ports: number[] = [];
   private stopped = false;
+  /** Aborted by `stop`: ends the watch streams, which would hold a graceful shutdown open. */
+  private readonly stopping = new AbortController();
 
   constructor(readonly opts: ServerOptions) {
     if (!Number.isInteger(opts.frontends) || opts.frontends < 1) throw new MergekvError("InvalidArgument", `--frontends must be a positive integer, got ${opts.frontends}`);
@@ -166,8 +168,9 @@ export class MergekvServer implements Engine {
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
-    server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs));
+    server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
     server.addService(services.Lease, leaseService(this));
+    this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     for (const url of this.opts.listenClientUrls) {
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));
@@ -191,8 +194,10 @@ export class MergekvServer implements Engine {
     if (this.quotaTimer) clearInterval(this.quotaTimer);
     const server = this.grpcServer;
     if (server) {
+      const drained = new Promise<void>((r) => server.tryShutdown(() => r()));
+      this.stopping.abort(); // after tryShutdown, so no stream starts after it
       await Promise.race([
-        new Promise<void>((r) => server.tryShutdown(() => r())),
+        drained,
         new Promise<void>((r) => setTimeout(r, 5_000).unref()),
       ]);
       server.forceShutdown();

@@ -23,6 +23,19 @@ export function int(v: unknown, field: string): number {
   return n;
 }
 
+/** Stands for a lease id no lease can have (mergekv grants only ids in 1..2^48). */
+export const LEASE_ID_NONE = -1;
+
+/**
+ * A lease id from the wire. Any int64 is valid in etcd; one beyond 2^53 cannot
+ * name a lease here, so it becomes LEASE_ID_NONE and gets etcd's answers for an
+ * unknown lease (not found, TTL -1, keep-alive TTL 0) rather than an error.
+ */
+export function leaseId(v: unknown): number {
+  const n = v === undefined || v === null || v === "" ? 0 : Number(v);
+  return Number.isSafeInteger(n) ? n : LEASE_ID_NONE;
+}
+
 const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : EMPTY);
 const key = (b: unknown): KeyString => keyToString(bytes(b));
 
@@ -60,7 +73,7 @@ export function toPut(w: Wire): PutRequest {
   return {
     key: key(w.key),
     value: bytes(w.value),
-    lease: int(w.lease, "lease"),
+    lease: leaseId(w.lease),
     prevKv: !!w.prev_kv,
     ignoreValue: !!w.ignore_value,
     ignoreLease: !!w.ignore_lease,

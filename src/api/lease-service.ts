@@ -5,7 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
-import { int, Wire } from "./convert";
+import { int, leaseId, Wire } from "./convert";
 import { header, unary, UnaryHandler } from "./rpc";
 import { refuseWhenFull } from "./services";
 
@@ -19,17 +19,16 @@ export function leaseService(engine: Engine): grpc.UntypedServiceImplementation 
       return { revision: backend().revision, body: { ID: String(lease.id), TTL: String(lease.ttlSeconds), error: "" } };
     }),
     LeaseRevoke: h(async (req) => {
-      const rev = await backend().revokeLease(int(req.ID, "ID"));
+      const rev = await backend().revokeLease(leaseId(req.ID));
       return { revision: rev, body: {} };
     }),
     LeaseTimeToLive: h(async (req) => {
-      const id = int(req.ID, "ID");
-      const lease = backend().leases.get(id);
-      if (!lease) return { revision: backend().revision, body: { ID: String(id), TTL: "-1", grantedTTL: "0", keys: [] } };
+      const lease = backend().leases.get(leaseId(req.ID));
+      if (!lease) return { revision: backend().revision, body: { ID: req.ID, TTL: "-1", grantedTTL: "0", keys: [] } };
       return {
         revision: backend().revision,
         body: {
-          ID: String(id),
+          ID: req.ID,
           TTL: String(backend().leases.remainingSeconds(lease)),
           grantedTTL: String(lease.ttlSeconds),
           keys: req.keys ? [...lease.keys].sort().map(keyToBytes) : [],
@@ -43,15 +42,8 @@ export function leaseService(engine: Engine): grpc.UntypedServiceImplementation 
     /** Each request renews one lease; an unknown id answers TTL 0 and the stream stays open, as etcd. */
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
       call.on("data", (req: Wire) => {
-        let id: number;
-        try {
-          id = int(req.ID, "ID");
-        } catch (e) {
-          call.destroy(e as Error);
-          return;
-        }
-        const ttl = backend().leases.keepAlive(id);
-        call.write({ header: header(engine.headers, backend().revision), ID: String(id), TTL: String(ttl) });
+        const ttl = backend().leases.keepAlive(leaseId(req.ID));
+        call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });
       });
       call.on("end", () => call.end());
       call.on("error", () => undefined);

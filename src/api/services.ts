@@ -4,7 +4,9 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
-import { unary, UnaryHandler } from "./rpc";
+import { header, unary, UnaryHandler } from "./rpc";
+import { once } from "node:events";
+import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
 import { RangeResult, PutResult, DeleteRangeResult, TxnResult, TxnRequest, HashKVResult } from "../frontend/requests";
 import { AlarmType } from "../backend/alarms";
@@ -84,6 +86,22 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
       const alarms = engine.alarms.list().map((a) => ({ memberID: engine.headers.memberId, alarm: a }));
       return { revision: engine.backend.revision, body: { alarms } };
     }),
+    /** Streams every entry of the store as one iterator saw it: a consistent point in time. */
+    Snapshot: (call: grpc.ServerWritableStream<Wire, Wire>) => {
+      void (async () => {
+        const total = await engine.store.sizeBytes();
+        let sent = 0;
+        for await (const blob of snapshotChunks(engine.store)) {
+          sent += blob.length;
+          const more = call.write({ header: header(engine.headers, engine.backend.revision), remaining_bytes: String(Math.max(0, total - sent)), blob });
+          if (!more) await once(call, "drain");
+        }
+        call.end();
+      })().catch((e) => {
+        engine.onInternalError(e);
+        call.destroy(e as Error);
+      });
+    },
     /** Defragment is mergekv's online compaction trigger: snapshot, drop covered records, reclaim space. */
     Defragment: h(async () => {
       await engine.compactStorage();

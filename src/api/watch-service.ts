@@ -3,12 +3,14 @@
  * handler only translates; the WatchHub (backend) decides what is sent.
  */
 import * as grpc from "@grpc/grpc-js";
+import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
 import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { keyToString } from "../persist/encoding";
 import { fromKv, int, Wire } from "./convert";
-import { header } from "./rpc";
+import { header, toServiceError } from "./rpc";
+import { MergekvError } from "../errors";
 
 /** etcd's default --experimental-watch-progress-notify-interval. */
 export const PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
@@ -23,22 +25,32 @@ function toEvent(e: MvccEvent): Wire {
   return out;
 }
 
-export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS): grpc.UntypedServiceImplementation {
+/**
+ * `stopping`: aborted when the server shuts down. Every stream then ends with
+ * UNAVAILABLE ("etcdserver: server stopped"), as etcd's dropped connections
+ * do, so clients resume elsewhere or later; a graceful shutdown would
+ * otherwise wait for streams that never end on their own.
+ */
+export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
+  if (stopping) setMaxListeners(0, stopping); // one listener per open stream, removed when it closes
   return {
     Watch: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
       const watches = new Map<number, Watcher>();
       const progress = new Set<number>();
       let nextId = 0;
       const write = (m: Wire, revision = engine.backend.revision): boolean => call.write({ header: header(engine.headers, revision), ...m });
+      const stop = () => call.emit("error", toServiceError(new MergekvError("Unavailable")));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);
         watches.clear();
         clearInterval(timer);
+        stopping?.removeEventListener("abort", stop);
       };
       const timer = setInterval(() => {
         for (const id of progress) if (watches.get(id)?.synced) write({ watch_id: String(id) });
       }, progressIntervalMs);
       timer.unref();
+      stopping?.addEventListener("abort", stop);
 
       const create = (r: Wire) => {
         let id = int(r.watch_id, "watch_id");

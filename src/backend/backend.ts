@@ -130,15 +130,25 @@ export class Backend {
     return backend;
   }
 
-  /** Every lease gets its full TTL again (as etcd after a leader change); keys re-attach. */
+  /** Recovered leases come back with their keys re-attached; their clocks start in startLeaseExpiry. */
   private restoreLeases(leases: [number, number][]): void {
     for (const [id, ttl] of leases) this.leases.add(id, ttl);
     const orphans = this.leases.track([...this.replica.mvcc.range(RANGE_END_ALL, RANGE_END_ALL)].map((kv) => ({ type: "put" as const, kv })));
-    if (this.opts.expireLeases !== false) {
-      this.leaseTimer = setInterval(() => this.expireLeases(), LEASE_CHECK_INTERVAL_MS);
-      this.leaseTimer.unref();
-      if (orphans.length > 0) void this.deleteAuthored(orphans);
-    }
+    if (this.opts.expireLeases !== false && orphans.length > 0) void this.deleteAuthored(orphans);
+  }
+
+  /**
+   * Starts expiring leases (unless `expireLeases` is off), every lease with its
+   * full TTL from now, as etcd's new leader does: the time recovery and
+   * starting the frontends took is not held against leases whose clients
+   * could not reach us to keep them alive. Call once, when about to serve.
+   */
+  startLeaseExpiry(): void {
+    assert(!this.leaseTimer, "lease expiry started once");
+    if (this.opts.expireLeases === false) return;
+    this.leases.restartClocks();
+    this.leaseTimer = setInterval(() => this.expireLeases(), LEASE_CHECK_INTERVAL_MS);
+    this.leaseTimer.unref();
   }
 
   private expireLeases(): void {

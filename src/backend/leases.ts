@@ -69,12 +69,22 @@ export class LeaseTable {
     return lease;
   }
 
-  /** Renews a lease; returns its TTL, or 0 if it does not exist (clients read 0 as "lost"). */
+  /**
+   * Renews a lease; returns its TTL, or 0 if it does not exist or its time is
+   * already up (clients read 0 as "lost"). As etcd, an expired lease is never
+   * renewed, even before the expiry check has revoked it.
+   */
   keepAlive(id: number): number {
     const lease = this.leases.get(id);
-    if (!lease) return 0;
+    if (!lease || lease.expiresAtMs <= this.now()) return 0;
     lease.expiresAtMs = this.now() + lease.ttlSeconds * 1000;
     return lease.ttlSeconds;
+  }
+
+  /** Gives every lease its full TTL from now (when the server starts serving). */
+  restartClocks(): void {
+    const now = this.now();
+    for (const lease of this.leases.values()) lease.expiresAtMs = now + lease.ttlSeconds * 1000;
   }
 
   /** Seconds left, as etcd reports them (truncated, never below 0). */

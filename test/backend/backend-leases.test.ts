@@ -24,8 +24,11 @@ interface Running {
   events: MvccEvent[];
 }
 
-/** Opens a backend over `store` with FRONTENDS executors; frontend `deaf` never hears of grants or revocations. */
-async function start(store: MemoryStore, deaf = -1): Promise<Running> {
+/**
+ * Opens a backend over `store` with FRONTENDS executors; frontend `deaf` never
+ * hears of grants or revocations; `expire`: start lease expiry, as serving does.
+ */
+async function start(store: MemoryStore, deaf = -1, expire = true): Promise<Running> {
   const frontends: Executor[] = [];
   const events: MvccEvent[] = [];
   const backend = await Backend.open(store, false, {
@@ -47,6 +50,7 @@ async function start(store: MemoryStore, deaf = -1): Promise<Running> {
     replica.bootstrap(bootstrap);
     frontends.push(new Executor(replica, (e) => backend.submit([e]), async (buckets) => backend.bucketBytes(buckets), bootstrap.leases));
   }
+  if (expire) backend.startLeaseExpiry(); // as the server does once it is about to serve
   return { backend, frontends, events };
 }
 
@@ -83,8 +87,8 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const r of running) await r.backend.close();
 });
-const open = async (deaf = -1) => {
-  const r = await start(store, deaf);
+const open = async (deaf = -1, expire = true) => {
+  const r = await start(store, deaf, expire);
   running.push(r);
   return r;
 };
@@ -143,21 +147,20 @@ test("grant errors: an existing id is LeaseExists, a huge TTL LeaseTTLTooLarge; 
 
 test("expiry deletes the attached keys by itself, at one revision; keep-alive defers it", async () => {
   const { backend, frontends, events } = await open();
-  const { id, ttlSeconds } = await backend.grantLease(0, 1);
-  expect(ttlSeconds).toBe(2);
-  const granted = Date.now();
+  const { id } = await backend.grantLease(0, 3);
+  const granted = Date.now(); // the lease is due at or before granted + 3 s
   await frontends[0].execute(put("exp/a", "1", { lease: id }), 0);
   await frontends[1].execute(put("exp/b", "2", { lease: id }), 0);
   await frontends[0].execute(put("exp/c", "3"), 0);
-  await sleep(1_200);
-  expect(backend.leases.keepAlive(id)).toBe(2);
-  const renewed = Date.now();
-  await sleep(granted + 2_400 - Date.now());
+  await sleep(granted + 1_500 - Date.now());
+  const renewed = Date.now(); // now due at or after renewed + 3 s
+  expect(backend.leases.keepAlive(id)).toBe(3);
+  await sleep(granted + 3_500 - Date.now());
   expect(backend.leases.has(id)).toBe(true); // past the original TTL, alive thanks to the keep-alive
   expect(await read(frontends[1], "exp/a")).toBeDefined();
   const seen = events.length;
   await until(() => !backend.leases.has(id) && events.length >= seen + 2, 3_000);
-  expect(Date.now() - renewed).toBeGreaterThanOrEqual(2_000);
+  expect(Date.now() - renewed).toBeGreaterThanOrEqual(3_000);
   const deletes = events.slice(seen);
   expect(deletes.map((e) => e.type)).toEqual(["delete", "delete"]);
   expect(new Set(deletes.map((e) => e.kv.mod)).size).toBe(1);
@@ -246,6 +249,23 @@ describe("restart", () => {
     const second = await restart(first, false);
     expect(second.backend.leases.get(78)?.ttlSeconds).toBe(10);
     expect(second.backend.leases.get(5)?.ttlSeconds).toBe(40);
+  });
+
+  test("lease clocks start when serving starts, not when recovery does", async () => {
+    const first = await open();
+    const { id } = await first.backend.grantLease(0, 2);
+    await first.frontends[0].execute(put("slow-start", "1", { lease: id }), 0);
+    await first.backend.close();
+    running = [];
+    const second = await open(-1, false);
+    await sleep(2_500); // a long recovery: the lease's TTL passes before serving
+    expect(second.backend.leases.has(id)).toBe(true); // not revoked meanwhile
+    second.backend.startLeaseExpiry();
+    expect(second.backend.leases.remainingSeconds(second.backend.leases.get(id)!)).toBe(2);
+    await sleep(500);
+    expect(second.backend.leases.has(id)).toBe(true);
+    expect((await read(second.frontends[0], "slow-start"))?.value).toBe("1");
+    await until(() => !second.backend.leases.has(id), 3_000);
   });
 
   test("keys whose lease record is gone are deleted at start", async () => {

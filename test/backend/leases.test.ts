@@ -116,6 +116,15 @@ describe("time", () => {
     expect(table.has(999)).toBe(false);
   });
 
+  test("a lease whose time is up is not renewed, even before it is revoked", () => {
+    const lease = table.add(1, 10);
+    clock.advance(9.999);
+    expect(table.keepAlive(1)).toBe(10);
+    clock.advance(10);
+    expect(table.keepAlive(1)).toBe(0);
+    expect([table.expired(), table.remainingSeconds(lease)]).toEqual([[1], 0]);
+  });
+
   test("expired() lists exactly the leases whose time is up, without removing them", () => {
     table.add(1, 2);
     table.add(2, 5);
@@ -128,8 +137,11 @@ describe("time", () => {
     clock.advance(3);
     expect(table.expired().sort()).toEqual([1, 2]);
     expect(table.size).toBe(3);
-    table.keepAlive(2);
-    expect(table.expired()).toEqual([1]);
+    expect(table.keepAlive(3)).toBe(10); // at t=5: now due at t=15
+    clock.advance(6);
+    expect(table.expired().sort()).toEqual([1, 2]);
+    clock.advance(4);
+    expect(table.expired().sort()).toEqual([1, 2, 3]);
   });
 
   test("remove returns the lease once, then undefined", () => {

@@ -20,7 +20,7 @@ const CLIENT_MESSAGE_BYTES_MAX = 64 * 1024 * 1024;
 /** Unary deadline: a hung server fails the test instead of hanging it. */
 const CALL_DEADLINE_MS = 20_000;
 
-type Service = "KV" | "Maintenance" | "Cluster";
+type Service = "KV" | "Maintenance" | "Cluster" | "Lease";
 
 export interface RawClient {
   /** Calls `service.method` once; rejects with the grpc ServiceError (code, details). */
@@ -30,7 +30,8 @@ export interface RawClient {
 
 let pkg: Record<string, grpc.ServiceClientConstructor> | undefined;
 
-function services(): Record<string, grpc.ServiceClientConstructor> {
+/** The etcdserverpb service constructors (for streams the unary `call` cannot make). */
+export function services(): Record<string, grpc.ServiceClientConstructor> {
   if (!pkg) {
     const def = protoLoader.loadSync(path.join(PROTO_DIR, "rpc.proto"), { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
     pkg = (grpc.loadPackageDefinition(def) as any).etcdserverpb;
@@ -85,6 +86,11 @@ export interface RawWatchStream {
   next(timeoutMs?: number): Promise<Msg>;
   /** Responses that arrived and were not taken yet. */
   readonly pending: Msg[];
+  /** Stops reading (the server's writes back up through HTTP/2 flow control), and starts again. */
+  pause(): void;
+  resume(): void;
+  /** The status the stream ended with; null while it is open. */
+  status(): { code: number; details: string } | null;
   close(): void;
 }
 
@@ -97,11 +103,16 @@ export function watchStream(endpoint: string): RawWatchStream {
   const pending: Msg[] = [];
   let wake: (() => void) | null = null;
   let ended: Error | null = null;
+  let status: { code: number; details: string } | null = null;
+  call.on("status", (st: grpc.StatusObject) => { status = { code: st.code, details: st.details }; });
   call.on("data", (m: Msg) => { pending.push(m); wake?.(); });
   call.on("error", (e: Error) => { ended = e; wake?.(); });
   call.on("end", () => { ended ??= new Error("watch stream ended"); wake?.(); });
   return {
     pending,
+    status: () => status,
+    pause: () => call.pause(),
+    resume: () => call.resume(),
     send: (req) => call.write(req),
     async next(timeoutMs = WATCH_RESPONSE_WAIT_MS) {
       const deadline = Date.now() + timeoutMs;

@@ -13,6 +13,8 @@ export type ErrorCode =
   | "LeaseExists"
   | "LeaseTTLTooLarge"
   | "NoSpace"
+  | "MemberNotFound"
+  | "PeerURLExists"
   | "FutureRevision"
   | "Compacted"
   | "RequestTooLarge"
@@ -46,6 +48,8 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   LeaseNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: requested lease not found" },
   LeaseExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: lease already exists" },
   LeaseTTLTooLarge: { status: GrpcStatus.OutOfRange, message: "etcdserver: too large lease TTL" },
+  MemberNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: member not found" },
+  PeerURLExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: Peer URLs already exists" },
   NoSpace: { status: GrpcStatus.ResourceExhausted, message: "etcdserver: mvcc: database space exceeded" },
   FutureRevision: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision is a future revision" },
   Compacted: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision has been compacted" },

@@ -15,6 +15,7 @@ import { watchService } from "./api/watch-service";
 import { leaseService } from "./api/lease-service";
 import { WatchHub } from "./backend/watch-hub";
 import { Alarms } from "./backend/alarms";
+import { Members } from "./backend/members";
 import { MergekvError } from "./errors";
 
 export interface ServerOptions {
@@ -63,6 +64,7 @@ export interface Engine {
   name: string;
   clientUrls: string[];
   alarms: Alarms;
+  members: Members;
   onInternalError: (e: unknown) => void;
   compactStorage(): Promise<CompactionReport>;
 }
@@ -109,6 +111,7 @@ export class MergekvServer implements Engine {
   headers!: HeaderSource;
   watches!: WatchHub;
   readonly alarms = new Alarms();
+  members!: Members;
   private quotaTimer: NodeJS.Timeout | null = null;
   private grpcServer: grpc.Server | null = null;
   readonly ports: number[] = [];
@@ -155,6 +158,13 @@ export class MergekvServer implements Engine {
     const backend = this.backend;
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
+    this.members = await Members.load(this.backend.log, {
+      id: this.backend.meta.memberId,
+      name: this.opts.name,
+      peerURLs: [],
+      clientURLs: this.opts.advertiseClientUrls,
+      isLearner: false,
+    });
     this.pool = new FrontendPool(this.opts.frontends, this.backend, onFatal);
     await this.pool.start(this.backend.takeBootstrap());
     log(`recovered revision ${this.backend.revision} (${this.backend.replica.mvcc.size} keys) and started ${this.opts.frontends} frontends in ${Date.now() - started} ms`);

@@ -10,6 +10,7 @@ import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
 import { RangeResult, PutResult, DeleteRangeResult, TxnResult, TxnRequest, HashKVResult } from "../frontend/requests";
 import { AlarmType } from "../backend/alarms";
+import { Member } from "../backend/members";
 import { MergekvError } from "../errors";
 
 /** While NOSPACE is active, writes that add data are refused, as etcd does. */
@@ -112,14 +113,27 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
 
 export function clusterService(engine: Engine): grpc.UntypedServiceImplementation {
   const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  const members = () => engine.members.list().map(toMember);
+  const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {
-    MemberList: h(async () => ({
-      revision: engine.backend.revision,
-      body: {
-        members: [{ ID: engine.headers.memberId, name: engine.name, peerURLs: [], clientURLs: engine.clientUrls, isLearner: false }],
-      },
-    })),
+    MemberList: h(async () => ({ revision: engine.backend.revision, body: { members: members() } })),
+    MemberAdd: h(async (req) => {
+      const member = await engine.members.add(urls(req.peerURLs), !!req.isLearner);
+      return { revision: engine.backend.revision, body: { member: toMember(member), members: members() } };
+    }),
+    MemberRemove: h(async (req) => {
+      await engine.members.remove(String(req.ID ?? "0"));
+      return { revision: engine.backend.revision, body: { members: members() } };
+    }),
+    MemberUpdate: h(async (req) => {
+      await engine.members.update(String(req.ID ?? "0"), urls(req.peerURLs));
+      return { revision: engine.backend.revision, body: { members: members() } };
+    }),
   };
+}
+
+function toMember(m: Member): Wire {
+  return { ID: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner };
 }
 
 

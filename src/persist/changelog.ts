@@ -86,6 +86,16 @@ export class ChangeLog {
     return this.enqueue([{ type: "del", key: leaseKey(id) }]);
   }
 
+  /** A small named value (sealed with a checksum), durable when it resolves. */
+  putMeta(name: string, value: Uint8Array): Promise<void> {
+    return this.enqueue([{ type: "put", key: metaKey(name), value: sealBlob(value) }]);
+  }
+
+  async getMeta(name: string): Promise<Uint8Array | undefined> {
+    const v = await this.store.get(metaKey(name));
+    return v && openBlob(v, `meta record ${JSON.stringify(name)}`);
+  }
+
   setCompactRev(rev: number): Promise<void> {
     return this.enqueue([{ type: "put", key: metaKey("compactRev"), value: encodeU64(rev) }]);
   }

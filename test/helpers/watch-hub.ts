@@ -68,14 +68,14 @@ export class FakeSink implements WatchSink {
   full = false;
 
   send(events: MvccEvent[], revision: number): boolean {
-    expect(this.canceled).toBeNull();
-    expect(events.length).toBeGreaterThan(0);
+    if (this.canceled) throw new Error(`send after cancel: ${JSON.stringify(events.map(brief))}`);
+    if (events.length === 0) throw new Error(`an empty send at revision ${revision}`);
     this.sends.push({ events, revision });
     return !this.full;
   }
 
   cancel(reason: string, compactRevision: number): void {
-    expect(this.canceled).toBeNull();
+    if (this.canceled) throw new Error(`canceled twice: ${reason}`);
     this.canceled = { reason, compactRevision };
   }
 

@@ -1,0 +1,40 @@
+/**
+ * Cluster membership through etcdctl: add, update, remove, the errors, and
+ * persistence across a restart.
+ */
+import { startServer } from "../helpers/server";
+import { run } from "../helpers/etcdctl";
+
+const ctl = (endpoint: string, ...args: string[]) => run("etcdctl", ["--endpoints", endpoint, ...args]);
+
+test("member add, update, remove are persisted; bad requests get etcd's errors", async () => {
+  const server = await startServer({ args: ["--name", "first"] });
+  const peer = "http://127.0.0.2:2380"; // a peer URL is data here: nothing connects to it
+  let restarted = null as Awaited<ReturnType<typeof startServer>> | null;
+  try {
+    const added = await ctl(server.endpoint, "member", "add", "second", `--peer-urls=${peer}`);
+    expect(added.stdout).toMatch(/Member [0-9a-f]+ added to cluster/);
+    const id = /Member ([0-9a-f]+) added/.exec(added.stdout)![1];
+    const list = (await ctl(server.endpoint, "member", "list")).stdout;
+    expect(list).toContain(`${id}, unstarted, , ${peer}`);
+    expect(list).toMatch(/started, first, , http:\/\/127\.0\.0\.1:\d+, false/);
+
+    const duplicate = await ctl(server.endpoint, "member", "add", "third", `--peer-urls=${peer}`);
+    expect(duplicate.stderr).toContain("etcdserver: Peer URLs already exists");
+    const missing = await ctl(server.endpoint, "member", "remove", "abcdef");
+    expect(missing.stderr).toContain("etcdserver: member not found");
+
+    const moved = "http://127.0.0.3:2380";
+    expect((await ctl(server.endpoint, "member", "update", id, `--peer-urls=${moved}`)).stdout).toContain(`Member ${id} updated`);
+    expect(await server.stop()).toBe(0);
+
+    restarted = await startServer({ dataDir: server.dataDir, args: ["--name", "first"] });
+    const after = (await ctl(restarted.endpoint, "member", "list")).stdout;
+    expect(after).toContain(`${id}, unstarted, , ${moved}`);
+    expect((await ctl(restarted.endpoint, "member", "remove", id)).stdout).toContain(`Member ${id} removed`);
+    expect((await ctl(restarted.endpoint, "member", "list")).stdout).not.toContain(id);
+  } finally {
+    await server.stop();
+    await restarted?.stop();
+  }
+}, 60_000);

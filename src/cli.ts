@@ -5,6 +5,9 @@
 import { parseArgs } from "node:util";
 import { promises as fs } from "node:fs";
 import { restoreSnapshot } from "./persist/snapshot-file";
+import pino from "pino";
+
+const LOG_LEVELS = ["debug", "info", "warn", "error"];
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_OPTIONS, MergekvServer, ServerOptions, compactStorage, CompactionReport, bindAddress } from "./server";
 import { Backend } from "./backend/backend";
@@ -29,6 +32,8 @@ serve flags:
   --snapshot-count N                change records between snapshots (default ${DEFAULT_OPTIONS.snapshotCount})
   --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
   --repair                          set unreadable records aside instead of refusing to start
+  --listen-metrics-urls URLS        serve /metrics (Prometheus) and /health on these http:// URLs
+  --log-level LEVEL                 debug, info, warn or error (default info); logs are JSON lines on stderr
   --quota-backend-bytes N            raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
   --experimental-watch-progress-notify-interval D
                                     progress notifications for watches that ask (default 10m)
@@ -76,9 +81,14 @@ export function parseServeFlags(args: string[]): ServerOptions {
       repair: { type: "boolean" },
       "experimental-watch-progress-notify-interval": { type: "string" },
       "quota-backend-bytes": { type: "string" },
+      "listen-metrics-urls": { type: "string" },
+      "log-level": { type: "string" },
     },
   });
   const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
+  const level = values["log-level"] ?? "info";
+  if (!LOG_LEVELS.includes(level)) throw new MergekvError("InvalidArgument", `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
+  const logger = pino({ level, base: { name: values.name ?? DEFAULT_OPTIONS.name } }, pino.destination(2));
   const listen = urls(values["listen-client-urls"]) ?? DEFAULT_OPTIONS.listenClientUrls;
   const frontends = positiveInt("frontends", values.frontends, DEFAULT_OPTIONS.frontends);
   return {
@@ -92,6 +102,8 @@ export function parseServeFlags(args: string[]): ServerOptions {
     snapshotCount: positiveInt("snapshot-count", values["snapshot-count"], DEFAULT_OPTIONS.snapshotCount),
     unsafeNoFsync: values["unsafe-no-fsync"] ?? false,
     repair: values.repair ?? false,
+    listenMetricsUrls: urls(values["listen-metrics-urls"]) ?? [],
+    log: (line) => logger.info(line),
     quotaBackendBytes: values["quota-backend-bytes"] === "0" ? DEFAULT_OPTIONS.quotaBackendBytes : positiveInt("quota-backend-bytes", values["quota-backend-bytes"], DEFAULT_OPTIONS.quotaBackendBytes),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };

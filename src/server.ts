@@ -4,6 +4,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import * as os from "node:os";
+import * as http from "node:http";
+import { registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
 import { FrontendPool } from "./frontend/pool";
 import { LevelStore } from "./persist/level-store";
@@ -30,6 +32,8 @@ export interface ServerOptions {
   repair: boolean;
   /** NOSPACE is raised when the data directory grows past this (etcd's default: 2 GiB). */
   quotaBackendBytes: number;
+  /** Where /metrics and /health are served (etcd's --listen-metrics-urls); none by default. */
+  listenMetricsUrls: string[];
   /** How often a watch that asked for progress notifications gets one (etcd: 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   log: (line: string) => void;
@@ -52,6 +56,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   repair: false,
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   quotaBackendBytes: DEFAULT_QUOTA_BYTES,
+  listenMetricsUrls: [],
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -90,6 +95,11 @@ export async function compactStorage(backend: Backend, onProgress?: (stage: stri
   return { snapshot, before, after, ms: Date.now() - started };
 }
 
+function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(":");
+  return [address.slice(0, i).replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
+}
+
 /** "http://127.0.0.1:2379" -> "127.0.0.1:2379"; TLS URLs are refused until TLS exists. */
 export function bindAddress(url: string): string {
   let u: URL;
@@ -113,6 +123,7 @@ export class MergekvServer implements Engine {
   readonly alarms = new Alarms();
   members!: Members;
   private quotaTimer: NodeJS.Timeout | null = null;
+  private readonly metricsServers: http.Server[] = [];
   private grpcServer: grpc.Server | null = null;
   readonly ports: number[] = [];
   private stopped = false;
@@ -188,6 +199,32 @@ export class MergekvServer implements Engine {
       log(`serving client requests on ${bindAddress(url).replace(/:\d+$/, `:${port}`)}`);
     }
     this.grpcServer = server;
+    await this.startMetrics();
+  }
+
+  private async startMetrics(): Promise<void> {
+    registerGauges({
+      revision: () => this.backend.revision,
+      keys: () => this.backend.replica.mvcc.size,
+      watchers: () => this.watches.size,
+      leases: () => this.backend.leases.size,
+    });
+    for (const url of this.opts.listenMetricsUrls) {
+      const [host, port] = splitHostPort(bindAddress(url));
+      const server = await serveMetrics(host, port, () => this.health()).catch((e: Error) => {
+        throw new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e);
+      });
+      this.metricsServers.push(server);
+      this.opts.log(`serving /metrics and /health on ${host}:${(server.address() as { port: number }).port}`);
+    }
+  }
+
+  /** etcd's /health: false while an alarm is raised or persistence has failed. */
+  health(): { ok: boolean; reason: string } {
+    const alarms = this.alarms.list();
+    if (alarms.length > 0) return { ok: false, reason: `ALARM ${alarms.join(",").toUpperCase()}` };
+    if (this.backend.log.failed) return { ok: false, reason: "persistence failed" };
+    return { ok: true, reason: "" };
   }
 
   private async checkQuota(): Promise<void> {
@@ -202,6 +239,7 @@ export class MergekvServer implements Engine {
     if (this.stopped) return;
     this.stopped = true;
     if (this.quotaTimer) clearInterval(this.quotaTimer);
+    for (const m of this.metricsServers) m.close();
     const server = this.grpcServer;
     if (server) {
       const drained = new Promise<void>((r) => server.tryShutdown(() => r()));

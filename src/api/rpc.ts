@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ERROR_TABLE, MergekvError, isMergekvError } from "../errors";
 import { requestBytes } from "./proto";
 import { Wire } from "./convert";
+import { grpcLatency, grpcRequests } from "../metrics";
 
 /** etcd's --max-request-bytes default: larger requests get "request is too large". */
 export const REQUEST_BYTES_MAX = 1.5 * 1024 * 1024;
@@ -31,6 +32,8 @@ export type UnaryHandler = (req: Wire) => Promise<Answer>;
 /** `readOnly`: etcd applies the 1.5 MiB request limit only to what goes through its log, not to reads. */
 export function unary(headers: HeaderSource, handle: UnaryHandler, onError?: (e: unknown) => void, readOnly = false): grpc.handleUnaryCall<Wire, Wire> {
   return (call, callback) => {
+    const method = methodName(call.getPath());
+    const stopTimer = grpcLatency.startTimer({ method });
     const req = call.request;
     const size = requestBytes(req);
     let work: Promise<Answer>;
@@ -42,13 +45,25 @@ export function unary(headers: HeaderSource, handle: UnaryHandler, onError?: (e:
       work = handle(req);
     }
     work.then(
-      (a) => callback(null, { header: header(headers, a.revision), ...a.body }),
+      (a) => {
+        stopTimer();
+        grpcRequests.inc({ method, code: "OK" });
+        callback(null, { header: header(headers, a.revision), ...a.body });
+      },
       (e) => {
+        stopTimer();
         if (!isMergekvError(e) || e.code === "Internal") onError?.(e);
-        callback(toServiceError(e));
+        const err = toServiceError(e);
+        grpcRequests.inc({ method, code: String(err.code) });
+        callback(err);
       },
     );
   };
+}
+
+/** "/etcdserverpb.KV/Range" -> "KV/Range". */
+function methodName(path: string): string {
+  return path.replace(/^\/etcdserverpb\./, "");
 }
 
 export function header(h: HeaderSource, revision: number): Wire {

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { Replica, AppliedEntry, Bootstrap } from "./replica";
 import { MvccEvent, RANGE_END_ALL } from "./mvcc";
 import { LeaseTable } from "./leases";
+import { applyBatch, snapshots } from "../metrics";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
 import { ChangeLog, Meta } from "../persist/changelog";
 import { ActorId, KeyString, changeKey, mergeKey } from "../persist/encoding";
@@ -253,6 +254,7 @@ export class Backend {
       setImmediate(() => this.applyIncoming());
     }
     if (batch.length === 0) return;
+    applyBatch.observe(batch.length);
     const entries: AppliedEntry[] = [];
     let rev = this.replica.rev;
     for (const e of batch) entries.push({ rev: ++rev, actor: e.actor, seq: e.seq, changes: e.changes, writes: e.writes });
@@ -385,6 +387,7 @@ export class Backend {
       for (const k of keys) this.dirtyKeys.add(k);
       throw e;
     }
+    snapshots.inc();
     const report = { snapshotRev, records: covered.length, buckets: savedBuckets.length, keys: histories.length, ms: Date.now() - started };
     this.opts.log?.(`snapshot at revision ${snapshotRev}: ${report.records} records covered, ${report.buckets} buckets and ${report.keys} key histories saved in ${report.ms} ms`);
     return report;

@@ -12,6 +12,7 @@ import {
 } from "./encoding";
 import { ChangeRecord, decodeRecord, encodeRecord, openBlob, sealBlob, PackedHistories, packHistories } from "./records";
 import { MergekvError } from "../errors";
+import { commitBatch, commitDuration } from "../metrics";
 
 /** Ops in one synced batch at most: bounds the latency a huge burst can add to one fsync. */
 export const GROUP_COMMIT_OPS_MAX = 20_000;
@@ -66,7 +67,7 @@ export class ChangeLog {
   private queue: Pending[] = [];
   private flushing = false;
   private highestRev = 0;
-  private failed: unknown = null;
+  private failure: unknown = null;
 
   constructor(readonly store: Store, private readonly sync: boolean) {}
 
@@ -113,7 +114,7 @@ export class ChangeLog {
   }
 
   private enqueue(ops: StoreOp[], alone = false): Promise<void> {
-    if (this.failed) return Promise.reject(this.failed);
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queue.push({ ops, resolve, reject });
       if (alone) this.queue.push({ ops: [], resolve: () => {}, reject: () => {} }); // a barrier: nothing joins a snapshot's batch
@@ -135,16 +136,24 @@ export class ChangeLog {
       }
       if (this.highestRev > 0) ops.push({ type: "put", key: metaKey("rev"), value: encodeU64(this.highestRev) });
       try {
+        const stopTimer = commitDuration.startTimer();
         await this.store.batch(ops, this.sync);
+        stopTimer();
+        commitBatch.observe(ops.length);
         for (const p of group) p.resolve();
       } catch (e) {
         // A failed write leaves durability unknown: fail this and every later append.
-        this.failed = new MergekvError("Unavailable", `persistence failed: ${(e as Error).message}`, e);
-        for (const p of group.concat(this.queue)) p.reject(this.failed);
+        this.failure = new MergekvError("Unavailable", `persistence failed: ${(e as Error).message}`, e);
+        for (const p of group.concat(this.queue)) p.reject(this.failure);
         this.queue = [];
       }
     }
     this.flushing = false;
+  }
+
+  /** Whether a write has failed (every later append is refused). */
+  get failed(): boolean {
+    return this.failure !== null;
   }
 
   /** Waits until everything appended so far is durable. */

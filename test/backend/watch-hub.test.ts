@@ -284,13 +284,13 @@ describe("randomized", () => {
     constructor(private readonly h: Harness, private readonly rnd: SeededRandom, public flaky: number) {
       super();
     }
-    send(events: MvccEvent[], revision: number): boolean {
+    override send(events: MvccEvent[], revision: number): boolean {
       if (this.removed) throw new Error(`send to a removed watcher at revision ${revision}`);
       this.compactAtSend.push(this.h.mvcc.compactRev);
       super.send(events, revision);
       return this.rnd.next() >= this.flaky;
     }
-    cancel(reason: string, compactRevision: number): void {
+    override cancel(reason: string, compactRevision: number): void {
       this.compactAtCancel = this.h.mvcc.compactRev;
       super.cancel(reason, compactRevision);
     }

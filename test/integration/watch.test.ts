@@ -155,9 +155,9 @@ describe.each(TARGETS)("watch on %s", (name) => {
     await put("hr/b", "1");
     await put("hr/a", "2");
     const rDel = await del("hr/a");
-    const withPrev = await open(client.watch().prefix("hr/").startRevision(r1).withPreviousKV());
-    const plain = await open(client.watch().prefix("hr/").startRevision(r1));
-    const deletes = await open(client.watch().prefix("hr/").startRevision(r1).only("delete"));
+    const withPrev = await open(client.watch().prefix("hr/").startRevision(String(r1)).withPreviousKV());
+    const plain = await open(client.watch().prefix("hr/").startRevision(String(r1)));
+    const deletes = await open(client.watch().prefix("hr/").startRevision(String(r1)).only("delete"));
     const live = await open(client.watch().key("hr/b").only("put"));
     const rB = await put("hr/b", "2");
     await until("the live put on every watch", () => withPrev.seen.length === 5 && plain.seen.length === 5 && live.seen.length === 1);
@@ -185,7 +185,7 @@ describe.each(TARGETS)("watch on %s", (name) => {
 
   test("a start revision in the future returns no older events (etcd regression)", async () => {
     const start = (await revision()) + 3;
-    const future = await open(client.watch().key("fut/k").startRevision(start));
+    const future = await open(client.watch().key("fut/k").startRevision(String(start)));
     const now = await open(client.watch().key("fut/k"));
     for (let i = 1; i <= 5; i++) await put("fut/k", String(i));
     await until("five events", () => now.seen.length === 5 && future.seen.length === 3);
@@ -240,7 +240,7 @@ describe.each(TARGETS)("watch on %s", (name) => {
     expect(flat(got)).toEqual([...(name === "mergekv" ? [["Delete", "cw/a", rDel]] : []), ["Put", "cw/b", rB]]);
     expect(got.flatMap((r) => r.events).at(-1).prev_kv.value.toString()).toBe("1");
 
-    const w = client.watch().prefix("cw/").startRevision(rDel - 1).watcher();
+    const w = client.watch().prefix("cw/").startRevision(String(rDel - 1)).watcher();
     const canceled = await new Promise<Error>((resolve) => w.once("error", resolve));
     expect(canceled.message).toContain("Watcher canceled");
   });

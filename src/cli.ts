@@ -25,7 +25,10 @@ const USAGE = `Usage:
 serve flags:
   --name NAME                       member name (default "default")
   --data-dir DIR                    data directory (default "default.mergekv")
-  --listen-client-urls URLS         comma-separated http:// URLs to serve clients on (default http://127.0.0.1:2379)
+  --listen-client-urls URLS         comma-separated http:// or https:// URLs to serve clients on (default http://127.0.0.1:2379)
+  --cert-file FILE, --key-file FILE TLS certificate and key for https:// client URLs
+  --trusted-ca-file FILE            CA that client certificates must chain to
+  --client-cert-auth                require and verify client certificates
   --advertise-client-urls URLS      URLs reported to clients (default: the listen URLs)
   --frontends N                     frontend worker threads (default: number of cores)
   --internal-replication K          frontends that must apply a write before it returns, 1..N (default 1)
@@ -82,6 +85,10 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "experimental-watch-progress-notify-interval": { type: "string" },
       "quota-backend-bytes": { type: "string" },
       "listen-metrics-urls": { type: "string" },
+      "cert-file": { type: "string" },
+      "key-file": { type: "string" },
+      "trusted-ca-file": { type: "string" },
+      "client-cert-auth": { type: "boolean" },
       "log-level": { type: "string" },
     },
   });
@@ -103,6 +110,12 @@ export function parseServeFlags(args: string[]): ServerOptions {
     unsafeNoFsync: values["unsafe-no-fsync"] ?? false,
     repair: values.repair ?? false,
     listenMetricsUrls: urls(values["listen-metrics-urls"]) ?? [],
+    tls: {
+      certFile: values["cert-file"] ?? "",
+      keyFile: values["key-file"] ?? "",
+      trustedCaFile: values["trusted-ca-file"] ?? "",
+      clientCertAuth: values["client-cert-auth"] ?? false,
+    },
     log: (line) => logger.info(line),
     quotaBackendBytes: values["quota-backend-bytes"] === "0" ? DEFAULT_OPTIONS.quotaBackendBytes : positiveInt("quota-backend-bytes", values["quota-backend-bytes"], DEFAULT_OPTIONS.quotaBackendBytes),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),

@@ -5,6 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import * as os from "node:os";
 import * as http from "node:http";
+import { readFileSync } from "node:fs";
 import { registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
 import { FrontendPool } from "./frontend/pool";
@@ -32,6 +33,8 @@ export interface ServerOptions {
   repair: boolean;
   /** NOSPACE is raised when the data directory grows past this (etcd's default: 2 GiB). */
   quotaBackendBytes: number;
+  /** TLS on https:// client URLs (etcd's --cert-file, --key-file, --trusted-ca-file, --client-cert-auth). */
+  tls: TlsOptions;
   /** Where /metrics and /health are served (etcd's --listen-metrics-urls); none by default. */
   listenMetricsUrls: string[];
   /** How often a watch that asked for progress notifications gets one (etcd: 10 minutes). */
@@ -57,6 +60,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   quotaBackendBytes: DEFAULT_QUOTA_BYTES,
   listenMetricsUrls: [],
+  tls: { certFile: "", keyFile: "", trustedCaFile: "", clientCertAuth: false },
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -100,7 +104,30 @@ function splitHostPort(address: string): [string, number] {
   return [address.slice(0, i).replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
 }
 
-/** "http://127.0.0.1:2379" -> "127.0.0.1:2379"; TLS URLs are refused until TLS exists. */
+export interface TlsOptions {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+}
+
+/** Credentials for one client URL: TLS for https:// (from the files), none for http://. */
+export function credentialsFor(url: string, tls: TlsOptions): grpc.ServerCredentials {
+  if (!url.startsWith("https://")) return grpc.ServerCredentials.createInsecure();
+  if (!tls.certFile || !tls.keyFile) throw new MergekvError("InvalidArgument", `${url}: https:// needs --cert-file and --key-file`);
+  if (tls.clientCertAuth && !tls.trustedCaFile) throw new MergekvError("InvalidArgument", "--client-cert-auth needs --trusted-ca-file");
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new MergekvError("InvalidArgument", `${flag} ${file}: ${(e as Error).message}`);
+    }
+  };
+  const ca = tls.trustedCaFile ? read("--trusted-ca-file", tls.trustedCaFile) : null;
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read("--cert-file", tls.certFile), private_key: read("--key-file", tls.keyFile) }], tls.clientCertAuth);
+}
+
+/** "http://127.0.0.1:2379" or "https://…" -> "127.0.0.1:2379". */
 export function bindAddress(url: string): string {
   let u: URL;
   try {
@@ -108,8 +135,7 @@ export function bindAddress(url: string): string {
   } catch {
     throw new MergekvError("InvalidArgument", `invalid URL ${JSON.stringify(url)}: expected http://host:port`);
   }
-  if (u.protocol === "https:") throw new MergekvError("InvalidArgument", `${url}: TLS is not supported yet; use http://`);
-  if (u.protocol !== "http:") throw new MergekvError("InvalidArgument", `${url}: scheme must be http://`);
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new MergekvError("InvalidArgument", `${url}: scheme must be http:// or https://`);
   if (!u.port) throw new MergekvError("InvalidArgument", `${url}: a port is required`);
   return `${u.hostname}:${u.port}`;
 }
@@ -137,6 +163,7 @@ export class MergekvServer implements Engine {
     }
     if (!Number.isInteger(opts.snapshotCount) || opts.snapshotCount < 1) throw new MergekvError("InvalidArgument", `--snapshot-count must be a positive integer, got ${opts.snapshotCount}`);
     opts.listenClientUrls.forEach(bindAddress);
+    for (const url of opts.listenClientUrls) credentialsFor(url, opts.tls); // bad TLS flags fail before anything opens
     this.store = new LevelStore(opts.dataDir);
   }
 
@@ -194,9 +221,9 @@ export class MergekvServer implements Engine {
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     for (const url of this.opts.listenClientUrls) {
       const port = await new Promise<number>((resolve, reject) =>
-        server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));
+        server.bindAsync(bindAddress(url), credentialsFor(url, this.opts.tls), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));
       this.ports.push(port);
-      log(`serving client requests on ${bindAddress(url).replace(/:\d+$/, `:${port}`)}`);
+      log(`serving client requests on ${bindAddress(url).replace(/:\d+$/, `:${port}`)}${url.startsWith("https://") ? " (TLS)" : ""}`);
     }
     this.grpcServer = server;
     await this.startMetrics();

@@ -1,0 +1,46 @@
+/**
+ * TLS on the client port with etcd's flags: etcdctl and the etcd3 client
+ * over https://, and client certificates required with --client-cert-auth.
+ */
+import * as path from "node:path";
+import { promises as fs } from "node:fs";
+import { Etcd3 } from "etcd3";
+import { freePort, startServer, tempDir } from "../helpers/server";
+import { run } from "../helpers/etcdctl";
+import { makeCerts } from "../helpers/tls";
+
+const CLI = path.join(__dirname, "..", "..", "bin", "mergekv.js");
+
+test("https:// with --client-cert-auth: etcdctl and etcd3 with client certificates work, without them fail", async () => {
+  const certs = await makeCerts(await tempDir("mergekv-tls-"));
+  const port = await freePort();
+  const server = await startServer({
+    port,
+    args: ["--listen-client-urls", `https://127.0.0.1:${port}`, "--cert-file", certs.serverCert, "--key-file", certs.serverKey, "--trusted-ca-file", certs.ca, "--client-cert-auth"],
+  });
+  const tlsArgs = ["--endpoints", `https://127.0.0.1:${port}`, "--cacert", certs.ca, "--cert", certs.clientCert, "--key", certs.clientKey];
+  try {
+    expect(server.output()).toContain("(TLS)");
+    expect((await run("etcdctl", [...tlsArgs, "put", "secure", "yes"])).stdout).toContain("OK");
+    expect((await run("etcdctl", [...tlsArgs, "get", "secure", "--print-value-only"])).stdout.trim()).toBe("yes");
+    expect((await run("etcdctl", [...tlsArgs, "endpoint", "health"])).stderr + "").toContain("is healthy");
+    const client = new Etcd3({
+      hosts: `https://127.0.0.1:${port}`,
+      credentials: { rootCertificate: await fs.readFile(certs.ca), certChain: await fs.readFile(certs.clientCert), privateKey: await fs.readFile(certs.clientKey) },
+    });
+    expect(await client.get("secure").string()).toBe("yes");
+    client.close();
+    const noClientCert = await run("etcdctl", ["--endpoints", `https://127.0.0.1:${port}`, "--cacert", certs.ca, "--command-timeout", "3s", "get", "secure"]);
+    expect(noClientCert.code).not.toBe(0);
+    const plain = await run("etcdctl", ["--endpoints", `127.0.0.1:${port}`, "--command-timeout", "3s", "get", "secure"]);
+    expect(plain.code).not.toBe(0);
+  } finally {
+    await server.stop();
+  }
+}, 90_000);
+
+test("https:// without --cert-file and --key-file is refused with a clear message", async () => {
+  const res = await run(process.execPath, [CLI, "serve", "--data-dir", await tempDir(), "--listen-client-urls", "https://127.0.0.1:0"]);
+  expect(res.code).toBe(2);
+  expect(res.stderr).toContain("https:// needs --cert-file and --key-file");
+});

@@ -14,6 +14,20 @@ export type ErrorCode =
   | "LeaseTTLTooLarge"
   | "NoSpace"
   | "MemberNotFound"
+  | "AuthNotEnabled"
+  | "AuthFailed"
+  | "InvalidAuthToken"
+  | "PermissionDenied"
+  | "UserEmpty"
+  | "UserExists"
+  | "UserNotFound"
+  | "RoleExists"
+  | "RoleNotFound"
+  | "RoleNotGranted"
+  | "PermissionNotGranted"
+  | "RootUserNotExist"
+  | "RootRoleNotExist"
+  | "InvalidAuthManagement"
   | "PeerURLExists"
   | "FutureRevision"
   | "Compacted"
@@ -48,6 +62,20 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   LeaseNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: requested lease not found" },
   LeaseExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: lease already exists" },
   LeaseTTLTooLarge: { status: GrpcStatus.OutOfRange, message: "etcdserver: too large lease TTL" },
+  AuthNotEnabled: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: authentication is not enabled" },
+  AuthFailed: { status: GrpcStatus.InvalidArgument, message: "etcdserver: authentication failed, invalid user ID or password" },
+  InvalidAuthToken: { status: 16, message: "etcdserver: invalid auth token" },
+  PermissionDenied: { status: 7, message: "etcdserver: permission denied" },
+  UserEmpty: { status: GrpcStatus.InvalidArgument, message: "etcdserver: user name is empty" },
+  UserExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: user name already exists" },
+  UserNotFound: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: user name not found" },
+  RoleExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: role name already exists" },
+  RoleNotFound: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: role name not found" },
+  RoleNotGranted: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: role is not granted to the user" },
+  PermissionNotGranted: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: permission is not granted to the role" },
+  RootUserNotExist: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: root user does not exist" },
+  RootRoleNotExist: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: root user does not have root role" },
+  InvalidAuthManagement: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: invalid auth management" },
   MemberNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: member not found" },
   PeerURLExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: Peer URLs already exists" },
   NoSpace: { status: GrpcStatus.ResourceExhausted, message: "etcdserver: mvcc: database space exceeded" },

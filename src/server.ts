@@ -19,6 +19,8 @@ import { leaseService } from "./api/lease-service";
 import { WatchHub } from "./backend/watch-hub";
 import { Alarms } from "./backend/alarms";
 import { Members } from "./backend/members";
+import { AuthStore } from "./backend/auth";
+import { authService } from "./api/auth-service";
 import { MergekvError } from "./errors";
 
 export interface ServerOptions {
@@ -74,6 +76,7 @@ export interface Engine {
   clientUrls: string[];
   alarms: Alarms;
   members: Members;
+  auth: AuthStore;
   onInternalError: (e: unknown) => void;
   compactStorage(): Promise<CompactionReport>;
 }
@@ -148,6 +151,7 @@ export class MergekvServer implements Engine {
   watches!: WatchHub;
   readonly alarms = new Alarms();
   members!: Members;
+  auth!: AuthStore;
   private quotaTimer: NodeJS.Timeout | null = null;
   private readonly metricsServers: http.Server[] = [];
   private grpcServer: grpc.Server | null = null;
@@ -196,6 +200,7 @@ export class MergekvServer implements Engine {
     const backend = this.backend;
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
+    this.auth = await AuthStore.load(this.backend.log);
     this.members = await Members.load(this.backend.log, {
       id: this.backend.meta.memberId,
       name: this.opts.name,
@@ -218,6 +223,7 @@ export class MergekvServer implements Engine {
     server.addService(services.Cluster, clusterService(this));
     server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
     server.addService(services.Lease, leaseService(this));
+    server.addService(services.Auth, authService(this));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     for (const url of this.opts.listenClientUrls) {
       const port = await new Promise<number>((resolve, reject) =>

@@ -6,11 +6,12 @@ import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
 import { int, leaseId, Wire } from "./convert";
-import { header, unary, UnaryHandler } from "./rpc";
+import { header, tokenOf, toServiceError, unary, UnaryHandler } from "./rpc";
 import { refuseWhenFull } from "./services";
 
 export function leaseService(engine: Engine): grpc.UntypedServiceImplementation {
-  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  // Any authenticated user may use leases (identify() refuses a missing or bad token when auth is on).
+  const h = (fn: UnaryHandler) => unary(engine, fn);
   const backend = () => engine.backend;
   return {
     LeaseGrant: h(async (req) => {
@@ -41,6 +42,12 @@ export function leaseService(engine: Engine): grpc.UntypedServiceImplementation 
     })),
     /** Each request renews one lease; an unknown id answers TTL 0 and the stream stays open, as etcd. */
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
+      try {
+        engine.auth.identify(tokenOf(call.metadata));
+      } catch (e) {
+        call.emit("error", toServiceError(e));
+        return;
+      }
       call.on("data", (req: Wire) => {
         const ttl = backend().leases.keepAlive(leaseId(req.ID));
         call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });

@@ -7,6 +7,7 @@ import { ERROR_TABLE, MergekvError, isMergekvError } from "../errors";
 import { requestBytes } from "./proto";
 import { Wire } from "./convert";
 import { grpcLatency, grpcRequests } from "../metrics";
+import { AuthStore } from "../backend/auth";
 
 /** etcd's --max-request-bytes default: larger requests get "request is too large". */
 export const REQUEST_BYTES_MAX = 1.5 * 1024 * 1024;
@@ -27,10 +28,37 @@ export interface Answer {
   body: Wire;
 }
 
-export type UnaryHandler = (req: Wire) => Promise<Answer>;
+/** The caller, as the `token` metadata identified them (undefined: auth is off, or a public call). */
+export interface Caller {
+  user: string | undefined;
+}
 
-/** `readOnly`: etcd applies the 1.5 MiB request limit only to what goes through its log, not to reads. */
-export function unary(headers: HeaderSource, handle: UnaryHandler, onError?: (e: unknown) => void, readOnly = false): grpc.handleUnaryCall<Wire, Wire> {
+export type UnaryHandler = (req: Wire, caller: Caller) => Promise<Answer>;
+
+/** What every RPC wrapper needs from the server. */
+export interface RpcContext {
+  headers: HeaderSource;
+  auth: AuthStore;
+  onInternalError: (e: unknown) => void;
+}
+
+export interface UnaryOptions {
+  /** etcd applies the 1.5 MiB request limit only to what goes through its log, not to reads. */
+  readOnly?: boolean;
+  /** Answered without a token even when auth is on (Authenticate, Status, MemberList). */
+  public?: boolean;
+}
+
+/** The token a call carries (etcd clients send it as metadata "token"). */
+export function tokenOf(metadata: grpc.Metadata): string | undefined {
+  const v = metadata.get("token")[0];
+  return v === undefined ? undefined : String(v);
+}
+
+export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions = {}): grpc.handleUnaryCall<Wire, Wire> {
+  const { headers } = ctx;
+  const onError = ctx.onInternalError;
+  const readOnly = !!opts.readOnly;
   return (call, callback) => {
     const method = methodName(call.getPath());
     const stopTimer = grpcLatency.startTimer({ method });
@@ -42,7 +70,12 @@ export function unary(headers: HeaderSource, handle: UnaryHandler, onError?: (e:
     } else if (size > REQUEST_BYTES_MAX && !readOnly) {
       work = Promise.reject(new MergekvError("RequestTooLarge"));
     } else {
-      work = handle(req);
+      try {
+        const caller = { user: opts.public ? undefined : ctx.auth.identify(tokenOf(call.metadata)) };
+        work = handle(req, caller);
+      } catch (e) {
+        work = Promise.reject(e);
+      }
     }
     work.then(
       (a) => {

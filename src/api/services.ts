@@ -4,7 +4,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
-import { header, unary, UnaryHandler } from "./rpc";
+import { header, tokenOf, toServiceError, unary, UnaryHandler, UnaryOptions } from "./rpc";
+import { ROOT_ONLY, deleteNeeds, putNeeds, rangeNeeds, txnNeeds } from "./permissions";
 import { once } from "node:events";
 import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
@@ -26,28 +27,36 @@ function hasPuts(t: TxnRequest): boolean {
 export const ETCD_API_VERSION = "3.4.23";
 
 export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
-  const h = (fn: UnaryHandler, readOnly = false) => unary(engine.headers, fn, engine.onInternalError, readOnly);
+  const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
   return {
-    Range: h(async (req) => {
-      const r = await engine.pool.execute({ kind: "range", req: toRange(req) });
+    Range: h(async (req, caller) => {
+      const range = toRange(req);
+      engine.auth.authorize(caller.user, rangeNeeds(range));
+      const r = await engine.pool.execute({ kind: "range", req: range });
       return { revision: r.revision, body: fromRange(r.result as RangeResult) };
-    }, true),
-    Put: h(async (req) => {
+    }, { readOnly: true }),
+    Put: h(async (req, caller) => {
+      const put = toPut(req);
+      engine.auth.authorize(caller.user, putNeeds(put));
       refuseWhenFull(engine);
-      const r = await engine.pool.execute({ kind: "put", req: toPut(req) });
+      const r = await engine.pool.execute({ kind: "put", req: put });
       return { revision: r.revision, body: fromPut(r.result as PutResult) };
     }),
-    DeleteRange: h(async (req) => {
-      const r = await engine.pool.execute({ kind: "deleteRange", req: toDeleteRange(req) });
+    DeleteRange: h(async (req, caller) => {
+      const del = toDeleteRange(req);
+      engine.auth.authorize(caller.user, deleteNeeds(del));
+      const r = await engine.pool.execute({ kind: "deleteRange", req: del });
       return { revision: r.revision, body: fromDeleteRange(r.result as DeleteRangeResult) };
     }),
-    Txn: h(async (req) => {
+    Txn: h(async (req, caller) => {
       const txn = toTxn(req);
+      engine.auth.authorize(caller.user, txnNeeds(txn));
       if (hasPuts(txn)) refuseWhenFull(engine);
       const r = await engine.pool.execute({ kind: "txn", req: txn });
       return { revision: r.revision, body: fromTxn(r.result as TxnResult, r.revision) };
     }),
-    Compact: h(async (req) => {
+    Compact: h(async (req, caller) => {
+      engine.auth.authorize(caller.user, ROOT_ONLY);
       await engine.backend.compact(int(req.revision, "revision"));
       return { revision: engine.backend.revision, body: {} };
     }),
@@ -55,7 +64,11 @@ export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
 }
 
 export function maintenanceService(engine: Engine): grpc.UntypedServiceImplementation {
-  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
+  const root = (fn: UnaryHandler) => h(async (req, caller) => {
+    engine.auth.authorize(caller.user, ROOT_ONLY);
+    return fn(req, caller);
+  });
   return {
     Status: h(async () => {
       const dbSize = String(await engine.store.sizeBytes());
@@ -74,13 +87,13 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
           errors: [],
         },
       };
-    }),
-    HashKV: h(async (req) => {
+    }, { public: true }),
+    HashKV: root(async (req) => {
       const r = await engine.pool.execute({ kind: "hashKV", req: { revision: int(req.revision, "revision") } });
       const result = r.result as HashKVResult;
       return { revision: r.revision, body: { hash: result.hash, compact_revision: String(result.compactRevision) } };
     }),
-    Alarm: h(async (req) => {
+    Alarm: root(async (req) => {
       const alarm = req.alarm as AlarmType | "None";
       if (req.action === "Activate" && alarm !== "None") engine.alarms.activate(alarm);
       if (req.action === "Deactivate" && alarm !== "None") engine.alarms.deactivate(alarm);
@@ -90,6 +103,7 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
     /** Streams every entry of the store as one iterator saw it: a consistent point in time. */
     Snapshot: (call: grpc.ServerWritableStream<Wire, Wire>) => {
       void (async () => {
+        engine.auth.authorize(engine.auth.identify(tokenOf(call.metadata)), ROOT_ONLY);
         const total = await engine.store.sizeBytes();
         let sent = 0;
         for await (const blob of snapshotChunks(engine.store)) {
@@ -99,12 +113,13 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
         }
         call.end();
       })().catch((e) => {
-        engine.onInternalError(e);
-        call.destroy(e as Error);
+        const err = toServiceError(e);
+        if (err.code === grpc.status.INTERNAL) engine.onInternalError(e);
+        call.destroy(Object.assign(new Error(err.message), err));
       });
     },
     /** Defragment is mergekv's online compaction trigger: snapshot, drop covered records, reclaim space. */
-    Defragment: h(async () => {
+    Defragment: root(async () => {
       await engine.compactStorage();
       return { revision: engine.backend.revision, body: {} };
     }),
@@ -112,20 +127,24 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
 }
 
 export function clusterService(engine: Engine): grpc.UntypedServiceImplementation {
-  const h = (fn: UnaryHandler) => unary(engine.headers, fn, engine.onInternalError);
+  const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
+  const root = (fn: UnaryHandler) => h(async (req, caller) => {
+    engine.auth.authorize(caller.user, ROOT_ONLY);
+    return fn(req, caller);
+  });
   const members = () => engine.members.list().map(toMember);
   const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {
-    MemberList: h(async () => ({ revision: engine.backend.revision, body: { members: members() } })),
-    MemberAdd: h(async (req) => {
+    MemberList: h(async () => ({ revision: engine.backend.revision, body: { members: members() } }), { public: true }),
+    MemberAdd: root(async (req) => {
       const member = await engine.members.add(urls(req.peerURLs), !!req.isLearner);
       return { revision: engine.backend.revision, body: { member: toMember(member), members: members() } };
     }),
-    MemberRemove: h(async (req) => {
+    MemberRemove: root(async (req) => {
       await engine.members.remove(String(req.ID ?? "0"));
       return { revision: engine.backend.revision, body: { members: members() } };
     }),
-    MemberUpdate: h(async (req) => {
+    MemberUpdate: root(async (req) => {
       await engine.members.update(String(req.ID ?? "0"), urls(req.peerURLs));
       return { revision: engine.backend.revision, body: { members: members() } };
     }),

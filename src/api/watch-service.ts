@@ -9,7 +9,7 @@ import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { keyToString } from "../persist/encoding";
 import { fromKv, int, Wire } from "./convert";
-import { header, toServiceError } from "./rpc";
+import { tokenOf, header, toServiceError } from "./rpc";
 import { MergekvError } from "../errors";
 
 /** etcd's default --experimental-watch-progress-notify-interval. */
@@ -35,6 +35,13 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
   if (stopping) setMaxListeners(0, stopping); // one listener per open stream, removed when it closes
   return {
     Watch: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
+      let user: string | undefined;
+      try {
+        user = engine.auth.identify(tokenOf(call.metadata));
+      } catch (e) {
+        call.emit("error", toServiceError(e));
+        return;
+      }
       const watches = new Map<number, Watcher>();
       const progress = new Set<number>();
       let nextId = 0;
@@ -65,14 +72,22 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
           write({ watch_id: String(id), created: true, canceled: true, cancel_reason: `mergekv: more than ${WATCHES_PER_STREAM_MAX} watches on one stream` });
           return;
         }
+        const key = keyToString(bytes(r.key));
+        const rangeEnd = keyToString(bytes(r.range_end));
+        try {
+          engine.auth.authorize(user, [{ access: "read", key, rangeEnd }]);
+        } catch (e) {
+          write({ watch_id: String(id), created: true, canceled: true, cancel_reason: (e as Error).message });
+          return;
+        }
         const filters: string[] = r.filters ?? [];
         write({ watch_id: String(id), created: true });
         if (r.progress_notify) progress.add(id);
         let canceled = false;
         const w = hub.add(
           {
-            key: keyToString(bytes(r.key)),
-            rangeEnd: keyToString(bytes(r.range_end)),
+            key,
+            rangeEnd,
             startRevision: int(r.start_revision, "start_revision"),
             prevKv: !!r.prev_kv,
             noPut: filters.includes("Noput"),

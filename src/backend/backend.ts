@@ -57,7 +57,7 @@ export interface BackendOptions {
   repair?: boolean;
   /** Fan-out to the frontends (the pool posts to the workers). */
   broadcast?: (m: BackendMessage) => void;
-  /** Revoke leases whose TTL ran out (off for offline tools). Default on. */
+  /** Revoke leases whose TTL ran out, once startLeaseExpiry is called (off for offline tools). Default on. */
   expireLeases?: boolean;
   /** Durable events, in revision order, up to `rev` (watches). */
   onEvents?: (events: MvccEvent[], rev: number) => void;

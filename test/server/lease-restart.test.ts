@@ -32,7 +32,7 @@ test("leases survive a crash with their full TTL and keys; revoked ones stay gon
   c = rawClient(server.endpoint);
   const lease = (method: string, req: Msg) => c!.call("Lease", method, req);
   const long = (await lease("LeaseGrant", { TTL: "60" })).ID;
-  const short = (await lease("LeaseGrant", { ID: "4242", TTL: "3" })).ID;
+  const short = (await lease("LeaseGrant", { ID: "4242", TTL: "4" })).ID;
   const revoked = (await lease("LeaseGrant", { TTL: "60" })).ID;
   for (let i = 0; i < 8; i++) await c.call("KV", "Put", { key: b(`long/${i}`), value: b(`${i}`), lease: long });
   await c.call("KV", "Put", { key: b("short/a"), value: b("a"), lease: short });

@@ -13,8 +13,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { Replica, AppliedEntry, Bootstrap } from "./replica";
-import { MvccEvent, RANGE_END_ALL } from "./mvcc";
+import { MvccEvent } from "./mvcc";
 import { LeaseTable } from "./leases";
+import { LeaseKeeper } from "./lease-keeper";
 import { applyBatch, snapshots } from "../metrics";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
 import { ChangeLog, Meta } from "../persist/changelog";
@@ -44,8 +45,7 @@ export type BackendMessage =
   | { type: "compact"; rev: number }
   | { type: "leases"; granted: number[]; revoked: number[] };
 
-/** How often lease expiry is checked. */
-export const LEASE_CHECK_INTERVAL_MS = 250;
+export { LEASE_CHECK_INTERVAL_MS } from "./lease-keeper";
 
 export interface BackendOptions {
   /** Frontends that must have applied a write before it returns (1..frontends). */
@@ -87,12 +87,10 @@ export class Backend {
   private snapshotRunning: Promise<SnapshotReport> | null = null;
   private closed = false;
   readonly leases = new LeaseTable();
+  private readonly leaseKeeper: LeaseKeeper;
   /** Envelopes the backend authors itself (lease deletions), by seq: resolved with their revision. */
   private readonly authored = new Map<number, (rev: number) => void>();
   private authoredSeq = 0;
-  private leaseTimer: NodeJS.Timeout | null = null;
-  /** Lease ids whose grant is being made durable (bounded by concurrent LeaseGrant requests). */
-  private readonly granting = new Set<number>();
 
   private constructor(readonly log: ChangeLog, meta: Meta, bootstrap: Bootstrap, readonly opts: BackendOptions) {
     this.meta = meta;
@@ -103,6 +101,7 @@ export class Backend {
     if (meta.rev > this.replica.mvcc.rev) this.replica.mvcc.rev = meta.rev; // revisions never go down
     this.durableRev = this.replica.rev;
     this.watermarks = new Array(opts.frontends).fill(this.durableRev);
+    this.leaseKeeper = new LeaseKeeper(this, this.leases, log, opts);
   }
 
   /** Recovers from the store: snapshot, then every record after it. */
@@ -127,67 +126,28 @@ export class Backend {
     backend.uncovered = rec.records.map((r) => ({ key: r.key, rev: r.record.rev }));
     for (const r of rec.records) for (const c of r.record.changes) backend.dirtyBuckets.add(c.bucket);
     for (const r of rec.records) for (const w of r.record.writes) backend.dirtyKeys.add(w.key);
-    backend.restoreLeases(rec.leases);
+    backend.leaseKeeper.restore(rec.leases);
     return backend;
   }
 
-  /** Recovered leases come back with their keys re-attached; their clocks start in startLeaseExpiry. */
-  private restoreLeases(leases: [number, number][]): void {
-    for (const [id, ttl] of leases) this.leases.add(id, ttl);
-    const orphans = this.leases.track([...this.replica.mvcc.range(RANGE_END_ALL, RANGE_END_ALL)].map((kv) => ({ type: "put" as const, kv })));
-    if (this.opts.expireLeases !== false && orphans.length > 0) void this.deleteAuthored(orphans);
-  }
-
-  /**
-   * Starts expiring leases (unless `expireLeases` is off), every lease with its
-   * full TTL from now, as etcd's new leader does: the time recovery and
-   * starting the frontends took is not held against leases whose clients
-   * could not reach us to keep them alive. Call once, when about to serve.
-   */
-  startLeaseExpiry(): void {
-    assert(!this.leaseTimer, "lease expiry started once");
-    if (this.opts.expireLeases === false) return;
-    this.leases.restartClocks();
-    this.leaseTimer = setInterval(() => this.expireLeases(), LEASE_CHECK_INTERVAL_MS);
-    this.leaseTimer.unref();
-  }
-
-  private expireLeases(): void {
-    for (const id of this.leases.expired()) {
-      this.revokeLease(id).catch((e) => this.opts.log?.(`lease ${id} expiry failed: ${(e as Error).message}`));
-    }
-  }
-
   /** LeaseGrant: durable when it resolves; id 0 lets the server choose. */
-  async grantLease(requestedId: number, ttlSeconds: number): Promise<{ id: number; ttlSeconds: number }> {
-    const grant = this.leases.prepareGrant(requestedId, ttlSeconds);
-    // Reserved until durable: a concurrent grant of this id must not overwrite its record.
-    if (this.granting.has(grant.id)) throw new MergekvError("LeaseExists");
-    this.granting.add(grant.id);
-    try {
-      await this.log.putLease(grant.id, grant.ttlSeconds);
-    } finally {
-      this.granting.delete(grant.id);
-    }
-    this.leases.add(grant.id, grant.ttlSeconds);
-    this.opts.broadcast?.({ type: "leases", granted: [grant.id], revoked: [] });
-    return grant;
+  grantLease(requestedId: number, ttlSeconds: number): Promise<{ id: number; ttlSeconds: number }> {
+    return this.leaseKeeper.grant(requestedId, ttlSeconds);
   }
 
-  /** LeaseRevoke (and expiry): the lease's keys are deleted at one revision, which is returned. */
-  async revokeLease(id: number): Promise<number> {
-    // Writes that arrived first are ordered first (etcd: the revoke is one log entry after them),
-    // so the lease's key set is current and our deletion sees their changes.
+  /** LeaseRevoke: the lease's keys are deleted at one revision, which is returned. */
+  revokeLease(id: number): Promise<number> {
+    return this.leaseKeeper.revoke(id);
+  }
+
+  /** Starts lease expiry, every lease with its full TTL from now; call once, when about to serve. */
+  startLeaseExpiry(): void {
+    this.leaseKeeper.start();
+  }
+
+  /** Applies everything submitted so far, now (a revoke is ordered after writes that arrived first). */
+  applyPending(): void {
     while (this.incoming.length > 0) this.applyIncoming();
-    const lease = this.leases.remove(id);
-    if (!lease) throw new MergekvError("LeaseNotFound");
-    this.opts.broadcast?.({ type: "leases", granted: [], revoked: [id] });
-    // Queued now, ahead of any later grant of this id. A crash before the keys' deletion is
-    // durable leaves them without a lease: restoreLeases deletes them at the next start.
-    const recordDeleted = this.log.deleteLease(id);
-    const rev = await this.deleteAuthored([...lease.keys]);
-    await recordDeleted;
-    return rev;
   }
 
   /**
@@ -195,7 +155,7 @@ export class Backend {
    * write request; resolves with its revision once durable (the current one
    * if none of the keys is live).
    */
-  private deleteAuthored(keys: string[]): Promise<number> {
+  deleteAuthored(keys: string[]): Promise<number> {
     const live = keys.filter((k) => this.replica.mvcc.get(k)) as KeyString[];
     if (live.length === 0 || this.closed) return Promise.resolve(this.durableRev);
     for (const k of live) this.replica.buckets.delete(k);
@@ -400,7 +360,7 @@ export class Backend {
 
   /** Stops taking writes and waits for what is in flight to be durable. */
   async close(): Promise<void> {
-    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.leaseKeeper.stop();
     this.closed = true;
     while (this.incoming.length > 0 || this.applyScheduled) await nextTurn();
     if (this.snapshotRunning) await this.snapshotRunning.catch(() => undefined);

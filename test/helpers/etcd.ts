@@ -10,18 +10,28 @@ import { freePort, tempDir } from "./server";
 export interface RunningEtcd {
   endpoint: string;
   dataDir: string;
+  clientPort: number;
+  peerPort: number;
   child: ChildProcess;
   output(): string;
-  stop(): Promise<number | null>;
+  /** SIGTERM, wait for exit, and remove the data directory unless `keepData` (to start again on it). */
+  stop(keepData?: boolean): Promise<number | null>;
+}
+
+/** Given all three, etcd starts again on the data and ports of an earlier run. */
+export interface EtcdOptions {
+  dataDir?: string;
+  clientPort?: number;
+  peerPort?: number;
 }
 
 /** etcd's start-up on these machines takes about 1 s; allow for a loaded machine. */
 const ETCD_START_MS_MAX = 30_000;
 
-export async function startEtcd(): Promise<RunningEtcd> {
-  const dataDir = await tempDir("mergekv-real-etcd-");
-  const clientPort = await freePort();
-  let peerPort = await freePort();
+export async function startEtcd(o: EtcdOptions = {}): Promise<RunningEtcd> {
+  const dataDir = o.dataDir ?? (await tempDir("mergekv-real-etcd-"));
+  const clientPort = o.clientPort ?? (await freePort());
+  let peerPort = o.peerPort ?? (await freePort());
   while (peerPort === clientPort) peerPort = await freePort();
   const endpoint = `127.0.0.1:${clientPort}`;
   const child = spawn("etcd", [
@@ -56,12 +66,14 @@ export async function startEtcd(): Promise<RunningEtcd> {
   return {
     endpoint,
     dataDir,
+    clientPort,
+    peerPort,
     child,
     output: () => out,
-    stop: async () => {
+    stop: async (keepData = false) => {
       if (child.exitCode === null) child.kill("SIGTERM");
       const code = await exited;
-      await fs.rm(dataDir, { recursive: true, force: true });
+      if (!keepData) await fs.rm(dataDir, { recursive: true, force: true });
       return code;
     },
   };

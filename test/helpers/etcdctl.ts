@@ -12,3 +12,21 @@ export function run(cmd: string, args: string[], input?: string, timeoutMs = 60_
     if (input !== undefined) child.stdin!.end(input);
   });
 }
+
+/** A hung etcdctl fails the test rather than the whole run. */
+export const ETCDCTL_TIMEOUT_MS = 20_000;
+
+/**
+ * Runs etcdctl against a server, with the flags that reach it (`etcdctlArgs`:
+ * --endpoints, and TLS flags) before `args`. Resolves with the exit code and
+ * output; rejects only if etcdctl could not run or hung.
+ */
+export function etcdctlOn(server: { etcdctlArgs: string[] }, args: string[], input?: string): Promise<CmdResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile("etcdctl", [...server.etcdctlArgs, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, timeout: ETCDCTL_TIMEOUT_MS }, (e, stdout, stderr) => {
+      if (e && typeof e.code !== "number") return reject(e);
+      resolve({ code: e ? (e.code as number) : 0, stdout, stderr });
+    });
+    child.stdin!.end(input ?? "");
+  });
+}

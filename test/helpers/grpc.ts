@@ -20,11 +20,11 @@ const CLIENT_MESSAGE_BYTES_MAX = 64 * 1024 * 1024;
 /** Unary deadline: a hung server fails the test instead of hanging it. */
 const CALL_DEADLINE_MS = 20_000;
 
-type Service = "KV" | "Maintenance" | "Cluster" | "Lease";
+type Service = "KV" | "Maintenance" | "Cluster" | "Lease" | "Auth";
 
 export interface RawClient {
-  /** Calls `service.method` once; rejects with the grpc ServiceError (code, details). */
-  call(service: Service, method: string, req: Msg): Promise<Msg>;
+  /** Calls `service.method` once, with `metadata` if given (e.g. an auth "token"); rejects with the grpc ServiceError (code, details). */
+  call(service: Service, method: string, req: Msg, metadata?: grpc.Metadata): Promise<Msg>;
   close(): void;
 }
 
@@ -52,11 +52,11 @@ export function rawClient(endpoint: string): RawClient {
     return c;
   };
   return {
-    call(service, method, req) {
+    call(service, method, req, metadata = new grpc.Metadata()) {
       return new Promise((resolve, reject) => {
         const c = client(service);
         if (typeof c[method] !== "function") throw new Error(`no method ${service}.${method}`);
-        c[method](req, { deadline: Date.now() + CALL_DEADLINE_MS }, (e: grpc.ServiceError | null, r: Msg) => (e ? reject(e) : resolve(r)));
+        c[method](req, metadata, { deadline: Date.now() + CALL_DEADLINE_MS }, (e: grpc.ServiceError | null, r: Msg) => (e ? reject(e) : resolve(r)));
       });
     },
     close() {
@@ -97,9 +97,10 @@ export interface RawWatchStream {
 /** A watch response a test waits for longer than this is not coming. */
 const WATCH_RESPONSE_WAIT_MS = 10_000;
 
-export function watchStream(endpoint: string): RawWatchStream {
+/** `metadata`: sent when the stream opens (e.g. an auth "token"). */
+export function watchStream(endpoint: string, metadata = new grpc.Metadata()): RawWatchStream {
   const client: any = new (services().Watch)(endpoint, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": CLIENT_MESSAGE_BYTES_MAX });
-  const call = client.Watch();
+  const call = client.Watch(metadata);
   const pending: Msg[] = [];
   let wake: (() => void) | null = null;
   let ended: Error | null = null;

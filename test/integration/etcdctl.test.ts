@@ -1,46 +1,32 @@
 /**
  * etcdctl 3.4 (the real binary, ETCDCTL_API=3) against mergekv and, as the
  * reference, a real etcd: the commands operators type, with their exact
- * output. Revisions are read from `-w json` and asserted relative to each other.
+ * output. Every command also runs against mergekv over TLS (https://, client
+ * certificates required; etcdctl with --cacert, --cert, --key). Revisions
+ * are read from `-w json` and asserted relative to each other.
  */
-import { execFile } from "node:child_process";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { startTarget, Target, TARGETS, TargetName } from "../helpers/targets";
+import { etcdctlOn } from "../helpers/etcdctl";
 
-/** A hung etcdctl fails the test rather than the whole run. */
-const ETCDCTL_TIMEOUT_MS = 20_000;
-
-interface Ctl {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function etcdctl(endpoint: string, args: string[], input?: string): Promise<Ctl> {
-  return new Promise((resolve, reject) => {
-    const child = execFile("etcdctl", ["--endpoints", endpoint, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, timeout: ETCDCTL_TIMEOUT_MS }, (e, stdout, stderr) => {
-      if (e && typeof e.code !== "number") return reject(e);
-      resolve({ code: e ? (e.code as number) : 0, stdout, stderr });
-    });
-    child.stdin!.end(input ?? "");
-  });
-}
+const SERVERS: TargetName[] = [...TARGETS, "mergekv-tls"];
 
 /** etcdctl's JSON has uint64 ids beyond 2^53: quote them so they survive JSON.parse exactly. */
 function parseJson(text: string): any { // eslint-disable-line @typescript-eslint/no-explicit-any
   return JSON.parse(text.replace(/"(cluster_id|member_id|leader|ID)":(\d+)/g, '"$1":"$2"'));
 }
 
-describe.each(TARGETS)("etcdctl on %s", (name) => {
+describe.each(SERVERS)("etcdctl on %s", (name) => {
   let target: Target;
+  const etcdctl = (args: string[], input?: string) => etcdctlOn(target, args, input);
   /** Runs etcdctl and expects it to succeed; returns stdout. */
   const ok = async (...args: string[]): Promise<string> => {
-    const r = await etcdctl(target.endpoint, args);
+    const r = await etcdctl(args);
     expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
     return r.stdout;
   };
   /** Runs etcdctl and expects exit code 1 with etcd's error line. */
   const fails = async (message: string, ...args: string[]): Promise<void> => {
-    const r = await etcdctl(target.endpoint, args);
+    const r = await etcdctl(args);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`Error: ${message}\n`);
     expect(r.stdout).toBe("");
@@ -135,21 +121,21 @@ describe.each(TARGETS)("etcdctl on %s", (name) => {
   test("txn from stdin (--interactive=false): success, failure, -w json", async () => {
     await ok("put", "t/key", "v");
     const before = await revisionOf("t/key");
-    const success = await etcdctl(target.endpoint, ["txn", "--interactive=false"], 'value("t/key") = "v"\n\nput t/key v2\nput t/new n\n\nput t/key nope\n\n');
+    const success = await etcdctl(["txn", "--interactive=false"], 'value("t/key") = "v"\n\nput t/key v2\nput t/new n\n\nput t/key nope\n\n');
     expect(success).toEqual({ code: 0, stdout: "SUCCESS\n\nOK\n\nOK\n", stderr: "" });
     expect(await ok("get", "t/", "--prefix")).toBe("t/key\nv2\nt/new\nn\n");
     expect(await revisionOf("t/key")).toBe(before + 1);
 
-    const failure = await etcdctl(target.endpoint, ["txn"], 'value("t/key") = "v"\n\nput t/key never\n\nget t/key\n\n');
+    const failure = await etcdctl(["txn"], 'value("t/key") = "v"\n\nput t/key never\n\nget t/key\n\n');
     expect(failure).toEqual({ code: 0, stdout: "FAILURE\n\nt/key\nv2\n", stderr: "" });
     expect(await revisionOf("t/key")).toBe(before + 1);
 
-    const lock = await etcdctl(target.endpoint, ["txn"], 'create("t/lock") = "0"\n\nput t/lock held\n\n\n');
+    const lock = await etcdctl(["txn"], 'create("t/lock") = "0"\n\nput t/lock held\n\n\n');
     expect(lock.stdout).toBe("SUCCESS\n\nOK\n");
-    const again = await etcdctl(target.endpoint, ["txn"], 'create("t/lock") = "0"\n\nput t/lock held\n\n\n');
+    const again = await etcdctl(["txn"], 'create("t/lock") = "0"\n\nput t/lock held\n\n\n');
     expect(again.stdout).toBe("FAILURE\n");
 
-    const json = await etcdctl(target.endpoint, ["txn", "-w", "json"], 'mod("t/key") > "0"\n\nget t/key\ndel t/new\n\n\n');
+    const json = await etcdctl(["txn", "-w", "json"], 'mod("t/key") > "0"\n\nget t/key\ndel t/new\n\n\n');
     expect(json.code).toBe(0);
     const r = parseJson(json.stdout);
     expect(r.succeeded).toBe(true);
@@ -178,7 +164,7 @@ describe.each(TARGETS)("etcdctl on %s", (name) => {
     const rev = await revisionOf("foo");
     const status = parseJson(await ok("endpoint", "status", "-w", "json"));
     expect(status).toHaveLength(1);
-    expect(status[0].Endpoint).toBe(target.endpoint);
+    expect(status[0].Endpoint).toBe(target.ctlEndpoint);
     const s = status[0].Status;
     expect(s.version).toMatch(/^3\.4\./);
     expect(s.header.revision).toBe(rev);
@@ -188,16 +174,16 @@ describe.each(TARGETS)("etcdctl on %s", (name) => {
     expect(s.leader).toBe(s.header.member_id);
 
     const table = await ok("endpoint", "status");
-    expect(table).toMatch(new RegExp(`^${target.endpoint}, [0-9a-f]+, 3\\.4\\.\\d+, [\\d.]+ [kMG]?B, true, false, \\d+, \\d+, \\d+, \\n$`));
+    expect(table).toMatch(new RegExp(`^${target.ctlEndpoint}, [0-9a-f]+, 3\\.4\\.\\d+, [\\d.]+ [kMG]?B, true, false, \\d+, \\d+, \\d+, \\n$`));
   });
 
   test("endpoint health", async () => {
     // etcdctl prints the health line on stderr.
-    const health = await etcdctl(target.endpoint, ["endpoint", "health"]);
+    const health = await etcdctl(["endpoint", "health"]);
     expect(health.code).toBe(0);
-    expect(health.stderr).toMatch(new RegExp(`^${target.endpoint} is healthy: successfully committed proposal: took = [\\d.]+[mµn]?s\\n$`));
+    expect(health.stderr).toMatch(new RegExp(`^${target.ctlEndpoint} is healthy: successfully committed proposal: took = [\\d.]+[mµn]?s\\n$`));
     const json = parseJson(await ok("endpoint", "health", "-w", "json"));
-    expect(json).toEqual([expect.objectContaining({ endpoint: target.endpoint, health: true })]);
+    expect(json).toEqual([expect.objectContaining({ endpoint: target.ctlEndpoint, health: true })]);
   });
 
   test("member list: one started member, its client URL, the id endpoint status reports", async () => {
@@ -205,24 +191,36 @@ describe.each(TARGETS)("etcdctl on %s", (name) => {
     expect(members.members).toHaveLength(1);
     const m = members.members[0];
     expect(m.name).toBe("default");
-    expect(m.clientURLs).toEqual([`http://${target.endpoint}`]);
+    expect(m.clientURLs).toEqual([target.clientUrl]);
     const status = parseJson(await ok("endpoint", "status", "-w", "json"))[0].Status;
     expect(m.ID).toBe(status.header.member_id);
     expect(members.header.member_id).toBe(m.ID);
 
     const idHex = BigInt(m.ID).toString(16);
     const line = await ok("member", "list");
-    expect(line).toMatch(new RegExp(`^${idHex}, started, default, [^,]*, http://${target.endpoint}, false\\n$`));
+    expect(line).toMatch(new RegExp(`^${idHex}, started, default, [^,]*, ${target.clientUrl}, false\\n$`));
   });
 
   test("defrag, and the data is intact after it", async () => {
     const before = await ok("get", "", "--prefix");
     const rev = await revisionOf("foo");
-    expect(await ok("defrag")).toBe(`Finished defragmenting etcd member[${target.endpoint}]\n`);
+    expect(await ok("defrag")).toBe(`Finished defragmenting etcd member[${target.ctlEndpoint}]\n`);
     expect(await ok("get", "", "--prefix")).toBe(before);
     expect(await revisionOf("foo")).toBe(rev);
     expect(await ok("put", "after/defrag", "yes")).toBe("OK\n");
     expect(await ok("get", "after/defrag")).toBe("after/defrag\nyes\n");
+  });
+
+  test("only the server's own transport reaches it: plain to plain, TLS with a client certificate to TLS", async () => {
+    const quick = ["--command-timeout", "3s", "--dial-timeout", "2s", "get", "foo"];
+    const wrong = target.tls ? ["--endpoints", `http://${target.endpoint}`] : ["--endpoints", `https://${target.endpoint}`, "--insecure-skip-tls-verify"];
+    const r = await etcdctlOn({ etcdctlArgs: wrong }, quick);
+    expect([r.code, r.stdout, r.stderr]).toEqual([1, "", expect.stringContaining("Error: ")]);
+    if (target.tls) {
+      const noClientCert = await etcdctlOn({ etcdctlArgs: ["--endpoints", target.clientUrl, "--cacert", target.tls.ca] }, quick);
+      expect([noClientCert.code, noClientCert.stdout, noClientCert.stderr]).toEqual([1, "", expect.stringContaining("Error: ")]);
+    }
+    expect(await ok("get", "foo", "--print-value-only")).toBe("baz\n");
   });
 
   test("errors reach etcdctl with etcd's messages", async () => {

@@ -75,7 +75,7 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   PermissionNotGranted: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: permission is not granted to the role" },
   RootUserNotExist: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: root user does not exist" },
   RootRoleNotExist: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: root user does not have root role" },
-  InvalidAuthManagement: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: invalid auth management" },
+  InvalidAuthManagement: { status: GrpcStatus.InvalidArgument, message: "etcdserver: invalid auth management" },
   MemberNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: member not found" },
   PeerURLExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: Peer URLs already exists" },
   NoSpace: { status: GrpcStatus.ResourceExhausted, message: "etcdserver: mvcc: database space exceeded" },

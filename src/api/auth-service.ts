@@ -7,8 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
 import { PermType } from "../backend/auth";
 import { keyToBytes, keyToString } from "../persist/encoding";
-import { ROOT_ONLY } from "./permissions";
-import { unary, UnaryHandler, UnaryOptions } from "./rpc";
+import { rootUnary, unary, UnaryHandler, UnaryOptions } from "./rpc";
 import { Wire } from "./convert";
 
 const PERM_TYPES: PermType[] = ["Read", "Write", "Readwrite"];
@@ -18,8 +17,7 @@ export function authService(engine: Engine): grpc.UntypedServiceImplementation {
   const auth = () => engine.auth;
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
   /** Root only (when auth is on); answers with an empty body and the auth revision in the header. */
-  const admin = (fn: (req: Wire) => Promise<Wire | void>) => h(async (req, caller) => {
-    auth().authorize(caller.user, ROOT_ONLY);
+  const admin = (fn: (req: Wire) => Promise<Wire | void>) => rootUnary(engine, async (req) => {
     const body = (await fn(req)) ?? {};
     return { revision: engine.backend.revision, body };
   });

@@ -8,9 +8,11 @@ import { keyToBytes } from "../persist/encoding";
 import { int, leaseId, Wire } from "./convert";
 import { header, tokenOf, toServiceError, unary, UnaryHandler } from "./rpc";
 import { refuseWhenFull } from "./services";
+import { leaseNeeds } from "./permissions";
 
 export function leaseService(engine: Engine): grpc.UntypedServiceImplementation {
-  // Any authenticated user may use leases (identify() refuses a missing or bad token when auth is on).
+  // Any authenticated user may use leases (identify() refuses a missing or bad token when auth is on);
+  // revoking one needs write on every key it holds, as in etcd.
   const h = (fn: UnaryHandler) => unary(engine, fn);
   const backend = () => engine.backend;
   return {
@@ -19,8 +21,10 @@ export function leaseService(engine: Engine): grpc.UntypedServiceImplementation 
       const lease = await backend().grantLease(int(req.ID, "ID"), int(req.TTL, "TTL"));
       return { revision: backend().revision, body: { ID: String(lease.id), TTL: String(lease.ttlSeconds), error: "" } };
     }),
-    LeaseRevoke: h(async (req) => {
-      const rev = await backend().revokeLease(leaseId(req.ID));
+    LeaseRevoke: h(async (req, caller) => {
+      const id = leaseId(req.ID);
+      if (engine.auth.enabled) engine.auth.authorize(caller.user, leaseNeeds(backend().leases.get(id)?.keys));
+      const rev = await backend().revokeLease(id);
       return { revision: rev, body: {} };
     }),
     LeaseTimeToLive: h(async (req) => {

@@ -24,6 +24,11 @@ export function deleteNeeds(r: DeleteRangeRequest): Need[] {
   return needs;
 }
 
+/** Using a lease (revoking it, attaching a key to it) needs write on every key it holds, as in etcd. */
+export function leaseNeeds(keys: ReadonlySet<string> | undefined): Need[] {
+  return keys ? [...keys].map((key) => ({ access: "write" as const, key, rangeEnd: "" })) : [];
+}
+
 export function txnNeeds(t: TxnRequest): Need[] {
   const needs: Need[] = t.compare.map((c) => ({ access: "read" as const, key: c.key, rangeEnd: c.rangeEnd }));
   const op = (o: RequestOp): Need[] =>

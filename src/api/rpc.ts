@@ -8,6 +8,7 @@ import { requestBytes } from "./proto";
 import { Wire } from "./convert";
 import { grpcLatency, grpcRequests } from "../metrics";
 import { AuthStore } from "../backend/auth";
+import { ROOT_ONLY } from "./permissions";
 
 /** etcd's --max-request-bytes default: larger requests get "request is too large". */
 export const REQUEST_BYTES_MAX = 1.5 * 1024 * 1024;
@@ -94,6 +95,14 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
   };
 }
 
+/** A unary call only root may make once auth is on (maintenance, cluster changes, auth management). */
+export function rootUnary(ctx: RpcContext, handle: UnaryHandler): grpc.handleUnaryCall<Wire, Wire> {
+  return unary(ctx, async (req, caller) => {
+    ctx.auth.authorize(caller.user, ROOT_ONLY);
+    return handle(req, caller);
+  });
+}
+
 /** "/etcdserverpb.KV/Range" -> "KV/Range". */
 function methodName(path: string): string {
   return path.replace(/^\/etcdserverpb\./, "");
@@ -101,6 +110,16 @@ function methodName(path: string): string {
 
 export function header(h: HeaderSource, revision: number): Wire {
   return { cluster_id: h.clusterId, member_id: h.memberId, revision: String(revision), raft_term: String(h.raftTerm) };
+}
+
+/**
+ * The text Go gives a gRPC status error, which etcd sends as a watch's
+ * cancel_reason: "rpc error: code = PermissionDenied desc = etcdserver: permission denied".
+ */
+export function statusText(e: unknown): string {
+  const err = toServiceError(e);
+  const name = (grpc.status[err.code ?? grpc.status.UNKNOWN] ?? "UNKNOWN").toLowerCase().replace(/(^|_)([a-z])/g, (_m, _s, c: string) => c.toUpperCase());
+  return `rpc error: code = ${name} desc = ${err.message}`;
 }
 
 export function toServiceError(e: unknown): Partial<grpc.ServiceError> {

@@ -4,8 +4,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
-import { header, tokenOf, toServiceError, unary, UnaryHandler, UnaryOptions } from "./rpc";
-import { ROOT_ONLY, deleteNeeds, putNeeds, rangeNeeds, txnNeeds } from "./permissions";
+import { header, rootUnary, tokenOf, toServiceError, unary, UnaryHandler, UnaryOptions } from "./rpc";
+import { ROOT_ONLY, deleteNeeds, leaseNeeds, putNeeds, rangeNeeds, txnNeeds } from "./permissions";
 import { once } from "node:events";
 import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
@@ -38,6 +38,8 @@ export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
     Put: h(async (req, caller) => {
       const put = toPut(req);
       engine.auth.authorize(caller.user, putNeeds(put));
+      // etcd 3.4 checks this on Put only (not on a Txn's puts); the keys are listed only when auth is on.
+      if (put.lease !== 0 && engine.auth.enabled) engine.auth.authorize(caller.user, leaseNeeds(engine.backend.leases.get(put.lease)?.keys));
       refuseWhenFull(engine);
       const r = await engine.pool.execute({ kind: "put", req: put });
       return { revision: r.revision, body: fromPut(r.result as PutResult) };
@@ -65,10 +67,7 @@ export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
 
 export function maintenanceService(engine: Engine): grpc.UntypedServiceImplementation {
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
-  const root = (fn: UnaryHandler) => h(async (req, caller) => {
-    engine.auth.authorize(caller.user, ROOT_ONLY);
-    return fn(req, caller);
-  });
+  const root = (fn: UnaryHandler) => rootUnary(engine, fn);
   return {
     Status: h(async () => {
       const dbSize = String(await engine.store.sizeBytes());
@@ -128,10 +127,7 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
 
 export function clusterService(engine: Engine): grpc.UntypedServiceImplementation {
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
-  const root = (fn: UnaryHandler) => h(async (req, caller) => {
-    engine.auth.authorize(caller.user, ROOT_ONLY);
-    return fn(req, caller);
-  });
+  const root = (fn: UnaryHandler) => rootUnary(engine, fn);
   const members = () => engine.members.list().map(toMember);
   const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {

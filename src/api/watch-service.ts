@@ -9,7 +9,7 @@ import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { keyToString } from "../persist/encoding";
 import { fromKv, int, Wire } from "./convert";
-import { tokenOf, header, toServiceError } from "./rpc";
+import { tokenOf, header, statusText, toServiceError } from "./rpc";
 import { MergekvError } from "../errors";
 
 /** etcd's default --experimental-watch-progress-notify-interval. */
@@ -60,6 +60,15 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
       stopping?.addEventListener("abort", stop);
 
       const create = (r: Wire) => {
+        const key = keyToString(bytes(r.key));
+        const rangeEnd = keyToString(bytes(r.range_end));
+        try {
+          engine.auth.authorize(user, [{ access: "read", key, rangeEnd }]);
+        } catch (e) {
+          // As etcd 3.4: watch_id -1 (no id is taken) and the Go status text as the reason.
+          write({ watch_id: "-1", created: true, canceled: true, cancel_reason: statusText(e) });
+          return;
+        }
         let id = int(r.watch_id, "watch_id");
         if (id === 0) {
           while (watches.has(nextId)) nextId++;
@@ -70,14 +79,6 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
         }
         if (watches.size >= WATCHES_PER_STREAM_MAX) {
           write({ watch_id: String(id), created: true, canceled: true, cancel_reason: `mergekv: more than ${WATCHES_PER_STREAM_MAX} watches on one stream` });
-          return;
-        }
-        const key = keyToString(bytes(r.key));
-        const rangeEnd = keyToString(bytes(r.range_end));
-        try {
-          engine.auth.authorize(user, [{ access: "read", key, rangeEnd }]);
-        } catch (e) {
-          write({ watch_id: String(id), created: true, canceled: true, cancel_reason: (e as Error).message });
           return;
         }
         const filters: string[] = r.filters ?? [];

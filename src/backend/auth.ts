@@ -56,7 +56,7 @@ export class AuthStore {
   /** The user a token stands for; throws etcd's errors. Undefined when auth is off. */
   identify(token: string | undefined): string | undefined {
     if (!this.state.enabled) return undefined;
-    if (!token) throw new MergekvError("UserEmpty");
+    if (token === undefined) throw new MergekvError("UserEmpty"); // an empty token is a bad token, as in etcd
     const t = this.tokens.get(token);
     if (!t || t.expiresAtMs <= this.now() || !this.user(t.user)) throw new MergekvError("InvalidAuthToken");
     t.expiresAtMs = this.now() + TOKEN_TTL_MS;
@@ -79,13 +79,14 @@ export class AuthStore {
     const perms = u.roles.flatMap((r) => this.role(r)?.perms ?? []).filter((p) => p.permType === "Readwrite" || p.permType.toLowerCase() === access);
     if (rangeEnd === "") return perms.some((p) => inRange(key, p.key, p.rangeEnd));
     // Walk from `key`, extending over permissions that start at or before the point reached.
-    const intervals = perms.map((p) => ({ start: p.key, end: p.rangeEnd === "" ? p.key + "\u0000" : p.rangeEnd }));
+    // A single-key permission on "" ends at "\0" but is not open-ended: hence `open`.
+    const intervals = perms.map((p) => ({ start: p.key, end: p.rangeEnd === "" ? p.key + "\u0000" : p.rangeEnd, open: p.rangeEnd === "\u0000" }));
     let at = key;
     for (let moved = true; moved; ) {
       moved = false;
       for (const iv of intervals) {
-        if (iv.start <= at && (iv.end === "\u0000" || iv.end > at)) {
-          if (iv.end === "\u0000") return true; // open-ended: covers everything onwards
+        if (iv.start <= at && (iv.open || iv.end > at)) {
+          if (iv.open) return true; // covers everything onwards
           at = iv.end;
           moved = true;
         }
@@ -137,7 +138,7 @@ export class AuthStore {
     this.mustUser(name);
     if (this.state.enabled && name === ROOT) throw new MergekvError("InvalidAuthManagement");
     await this.change((s) => { s.users = s.users.filter((u) => u.name !== name); });
-    for (const [t, v] of this.tokens) if (v.user === name) this.tokens.delete(t);
+    this.dropTokensOf(name);
   }
 
   async userChangePassword(name: string, password: string): Promise<void> {
@@ -150,6 +151,7 @@ export class AuthStore {
       u.hash = hash.toString("hex");
       u.noPassword = false;
     });
+    this.dropTokensOf(name); // as etcd: a new password ends the sessions the old one opened
   }
 
   async userGrantRole(name: string, role: string): Promise<void> {
@@ -200,6 +202,7 @@ export class AuthStore {
       const same = r.perms.find((p) => p.key === perm.key && p.rangeEnd === perm.rangeEnd);
       if (same) same.permType = perm.permType;
       else r.perms.push(perm);
+      r.perms.sort((a, b) => compare(a.key, b.key) || compare(a.rangeEnd, b.rangeEnd)); // etcd keeps them by key
     });
   }
 
@@ -231,10 +234,18 @@ export class AuthStore {
     this.state = next;
   }
 
+  private dropTokensOf(user: string): void {
+    for (const [t, v] of this.tokens) if (v.user === user) this.tokens.delete(t);
+  }
+
   private dropExpiredTokens(): void {
     const now = this.now();
     for (const [t, v] of this.tokens) if (v.expiresAtMs <= now) this.tokens.delete(t);
   }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 async function matches(password: string, u: User): Promise<boolean> {

@@ -114,7 +114,8 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
       })().catch((e) => {
         const err = toServiceError(e);
         if (err.code === grpc.status.INTERNAL) engine.onInternalError(e);
-        call.destroy(Object.assign(new Error(err.message), err));
+        // emit, not destroy: a destroyed stream never sends its status, and the client waits forever.
+        call.emit("error", err);
       });
     },
     /** Defragment is mergekv's online compaction trigger: snapshot, drop covered records, reclaim space. */

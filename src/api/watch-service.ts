@@ -121,7 +121,7 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
           } else if (req.progress_request) write({ watch_id: "-1" });
         } catch (e) {
           engine.onInternalError(e);
-          call.destroy(e as Error);
+          call.emit("error", toServiceError(e)); // destroy() would end the stream without a status: the client would hang
         }
       });
       call.on("drain", () => {

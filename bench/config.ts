@@ -5,7 +5,7 @@
 import * as os from "node:os";
 
 /** Which client library drives the load (both speak to both servers). */
-export type ClientKind = "raw" | "etcd3";
+export type ClientKind = "h2" | "raw" | "etcd3";
 
 export interface BenchConfig {
   /** Measured seconds per workload run. */
@@ -31,8 +31,16 @@ export interface BenchConfig {
   millionKeys: number;
   /** Concurrent puts while bulk loading. */
   fillClients: number;
+  /** Puts per request while bulk loading the scale steps: 1 = plain puts; more = one Txn of that many puts (at most 128). */
+  fillBatch: number;
   /** Bulk load with --unsafe-no-fsync (the restart is measured with fsync on, same data dir). */
   fillNoFsync: boolean;
+  /** A bulk load stops after this long (the step then reports the keys it reached). */
+  fillMinutes: number;
+  /** A bulk load stops when the server's RSS passes this (protects the shared machine). */
+  rssAbortBytes: number;
+  /** How long a (re)start may take before the run fails. */
+  startTimeoutMs: number;
   /** Extra flags for the mergekv server (e.g. "--frontends 1"). */
   mergekvArgs: string[];
   /** Where the JSON results go. */
@@ -82,8 +90,8 @@ function phases(): Set<Phase> {
 }
 
 export function readConfig(defaultResultsPath: string): BenchConfig {
-  const client = (process.env.BENCH_CLIENT || "raw") as ClientKind;
-  if (client !== "raw" && client !== "etcd3") throw new Error(`BENCH_CLIENT must be raw or etcd3, got ${JSON.stringify(client)}`);
+  const client = (process.env.BENCH_CLIENT || "h2") as ClientKind;
+  if (!["h2", "raw", "etcd3"].includes(client)) throw new Error(`BENCH_CLIENT must be h2, raw or etcd3, got ${JSON.stringify(client)}`);
   const clients = int("BENCH_CLIENTS", 64, 1, CLIENTS_MAX);
   return {
     seconds: num("BENCH_SECONDS", 10, 1, SECONDS_MAX),
@@ -99,7 +107,11 @@ export function readConfig(defaultResultsPath: string): BenchConfig {
     scaleKeys: int("BENCH_SCALE_KEYS", 100_000, 1, KEYS_MAX),
     millionKeys: int("BENCH_MILLION_KEYS", 1_000_000, 1, KEYS_MAX),
     fillClients: int("BENCH_FILL_CLIENTS", 256, 1, CLIENTS_MAX),
+    fillBatch: int("BENCH_FILL_BATCH", 1, 1, 128),
     fillNoFsync: flag("BENCH_FILL_NO_FSYNC", true),
+    fillMinutes: num("BENCH_FILL_MINUTES", 60, 0.1, 24 * 60),
+    rssAbortBytes: num("BENCH_RSS_ABORT_GIB", 12, 0.1, 1024) * 1024 ** 3,
+    startTimeoutMs: num("BENCH_START_MINUTES", 30, 0.1, 24 * 60) * 60_000,
     mergekvArgs: (process.env.BENCH_MERGEKV_ARGS ?? "").split(/\s+/).filter(Boolean),
     resultsPath: process.env.BENCH_RESULTS || defaultResultsPath,
   };

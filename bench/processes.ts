@@ -190,3 +190,14 @@ export function cpuSeconds(pid: number): number {
   }
   return ticks / ticksPerSecond();
 }
+
+/** Busy CPU seconds of the whole machine so far (all cores; from /proc/stat): for telling how much others used. */
+export function machineBusySeconds(): number {
+  try {
+    const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    return (user + nice + system + irq + softirq + (steal ?? 0)) / ticksPerSecond();
+  } catch {
+    return NaN;
+  }
+}

@@ -52,6 +52,8 @@ export interface MergekvStart {
   args?: string[];
   /** Flags for node itself (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** How long recovery may take (default START_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 export async function startMergekv(cleanup: Cleanup, o: MergekvStart = {}): Promise<ServerHandle> {
@@ -60,7 +62,7 @@ export async function startMergekv(cleanup: Cleanup, o: MergekvStart = {}): Prom
   const endpoint = `127.0.0.1:${port}`;
   const proc = await startProcess(cleanup, process.execPath, [
     ...(o.nodeArgs ?? []), MERGEKV_CLI, "serve", "--data-dir", dataDir, "--listen-client-urls", `http://${endpoint}`, ...(o.args ?? []),
-  ], /serving client requests on/, START_TIMEOUT_MS);
+  ], /serving client requests on/, o.timeoutMs ?? START_TIMEOUT_MS);
   return handle("mergekv", endpoint, dataDir, proc);
 }
 

@@ -1,0 +1,212 @@
+/**
+ * Shared pieces of the issue-3 phases (watch fan-out, lease churn, auth puts):
+ * the etcd codecs of every service they call, a unary gRPC client on
+ * node:http2 that can send metadata (the harness's H2Channel cannot), a
+ * closed-loop runner for the lease and auth loops, a log-bucketed latency
+ * histogram (the watch phase records millions of deliveries), and the knobs.
+ */
+import * as http2 from "node:http2";
+import * as path from "node:path";
+import * as protoLoader from "@grpc/proto-loader";
+import * as grpc from "@grpc/grpc-js";
+import { frame, unframe, GrpcError } from "./h2";
+import { Msg } from "./wire";
+import { cpuSeconds, machineBusySeconds } from "./processes";
+import { summarize, LatencySummary } from "./stats";
+import { REQUEST_TIMEOUT_MS } from "./clients";
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+type Codec = { requestSerialize: (m: Msg) => Buffer; responseDeserialize: (b: Buffer) => Msg };
+type ServiceName = "KV" | "Watch" | "Lease" | "Auth";
+
+let defs: Record<string, { service: grpc.ServiceDefinition }> | null = null;
+
+/** The request/response codecs grpc-js would use for `Service/Method` (same loader options as bench/wire.ts). */
+export function codec(service: ServiceName, method: string): Codec {
+  if (!defs) {
+    const dir = path.dirname(require.resolve("etcd3/proto/rpc.proto"));
+    const def = protoLoader.loadSync(path.join(dir, "rpc.proto"), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, includeDirs: [dir] });
+    defs = (grpc.loadPackageDefinition(def) as unknown as { etcdserverpb: Record<string, { service: grpc.ServiceDefinition }> }).etcdserverpb;
+  }
+  return defs[service].service[method] as unknown as Codec;
+}
+
+/** One HTTP/2 connection for unary calls with optional metadata (e.g. an auth `token`), and raw streams. */
+export class H2Conn {
+  readonly session: http2.ClientHttp2Session;
+
+  constructor(endpoint: string) {
+    this.session = http2.connect(`http://${endpoint}`);
+    this.session.on("error", () => undefined); // surfaced per call
+  }
+
+  /** A typed unary call: encodes `req`, decodes the response. */
+  async call(service: ServiceName, method: string, req: Msg, metadata?: Record<string, string>): Promise<Msg> {
+    const c = codec(service, method);
+    return c.responseDeserialize(await this.unary(`/etcdserverpb.${service}/${method}`, c.requestSerialize(req), metadata));
+  }
+
+  unary(grpcPath: string, request: Uint8Array, metadata?: Record<string, string>): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = this.session.request({ ":method": "POST", ":path": grpcPath, "content-type": "application/grpc", te: "trailers", ...metadata });
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const timer = setTimeout(() => stream.close(NGHTTP2_CANCEL), REQUEST_TIMEOUT_MS);
+      const chunks: Buffer[] = [];
+      let status: string | undefined;
+      let message = "";
+      const onHeaders = (h: http2.IncomingHttpHeaders) => {
+        if (h["grpc-status"] !== undefined) {
+          status = String(h["grpc-status"]);
+          message = decodeURIComponent(String(h["grpc-message"] ?? ""));
+        }
+      };
+      stream.on("response", onHeaders);
+      stream.on("trailers", onHeaders);
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("error", () => undefined);
+      stream.on("close", () => {
+        clearTimeout(timer);
+        if (status === undefined) reject(new GrpcError(stream.rstCode === NGHTTP2_CANCEL ? 1 : 14, `stream closed without status (rst ${stream.rstCode})`));
+        else if (status !== "0") reject(new GrpcError(Number(status), message));
+        else {
+          try {
+            resolve(unframe(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+          } catch (e) {
+            reject(e);
+          }
+        }
+      });
+      stream.end(frame(request));
+    });
+  }
+
+  close(): void {
+    this.session.close();
+  }
+}
+
+/** Now, on the clock every thread shares (ms since the epoch, sub-ms precision). */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+/** What one closed-loop run reports. */
+export interface LoopFigures extends LatencySummary {
+  windowMs: number;
+  errors: number;
+  errorSamples: string[];
+  serverCores: number;
+  loadgenCores: number;
+  /** CPU used by every other process on the machine during the run, in cores. */
+  otherCores: number;
+}
+
+/**
+ * `loops` concurrent loops each running `op` back to back for warm-up +
+ * measured time; an op counts (throughput and latency) when it starts inside
+ * the measured window, as in the harness. A loop stops at its first error
+ * after ERRORS_MAX errors overall.
+ */
+export async function closedLoop(loops: number, warmupMs: number, durationMs: number, serverPid: number, op: (loop: number, seq: number) => Promise<void>): Promise<LoopFigures> {
+  const ERRORS_MAX = 1_000;
+  const t0 = now();
+  const recordFrom = t0 + warmupMs;
+  const deadline = recordFrom + durationMs;
+  const starts: number[] = [];
+  const lat: number[] = [];
+  let errors = 0;
+  const errorSamples: string[] = [];
+  const cpu0 = process.cpuUsage();
+  const server0 = cpuSeconds(serverPid);
+  const machine0 = machineBusySeconds();
+  const loop = async (i: number) => {
+    for (let seq = 0; errors < ERRORS_MAX; seq++) {
+      const s = now();
+      if (s >= deadline) return;
+      try {
+        await op(i, seq);
+        if (s >= recordFrom) {
+          starts.push(s);
+          lat.push(now() - s);
+        }
+      } catch (e) {
+        errors++;
+        if (errorSamples.length < 5) errorSamples.push((e as Error).message);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: loops }, (_, i) => loop(i)));
+  const wallS = (now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const serverS = cpuSeconds(serverPid) - server0;
+  const loadgenS = (cpu.user + cpu.system) / 1e6;
+  const machineS = machineBusySeconds() - machine0;
+  return {
+    ...summarize(Float64Array.from(lat), durationMs),
+    windowMs: durationMs,
+    errors,
+    errorSamples,
+    serverCores: serverS / wallS,
+    loadgenCores: loadgenS / wallS,
+    otherCores: Math.max(0, machineS - serverS - loadgenS) / wallS,
+  };
+}
+
+/** Log-bucketed latency histogram: 1% wide buckets from 1 µs to ~7 minutes, mergeable across threads. */
+export const HIST_BUCKETS = 2_200;
+const HIST_BASE_MS = 0.001;
+const HIST_LOG_STEP = Math.log(1.01);
+
+export function histIndex(ms: number): number {
+  if (!(ms > HIST_BASE_MS)) return 0;
+  return Math.min(HIST_BUCKETS - 1, 1 + Math.floor(Math.log(ms / HIST_BASE_MS) / HIST_LOG_STEP));
+}
+
+/** Upper edge of bucket i, in ms. */
+export function histUpper(i: number): number {
+  return HIST_BASE_MS * Math.pow(1.01, i);
+}
+
+export function histPercentile(counts: Float64Array, q: number): number {
+  let total = 0;
+  for (const c of counts) total += c;
+  if (total === 0) return NaN;
+  const rank = Math.ceil((q / 100) * total);
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i];
+    if (seen >= rank) return histUpper(i);
+  }
+  return histUpper(counts.length - 1);
+}
+
+export function histMerge(into: Float64Array, from: Float64Array): void {
+  for (let i = 0; i < into.length; i++) into[i] += from[i];
+}
+
+function knob(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** The issue-3 phases' own knobs (the harness's BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_THREADS, BENCH_VALUE_BYTES apply too). */
+export function issue3Knobs() {
+  return {
+    watchers: knob("BENCH_WATCHERS", 1_000, 1, 100_000),
+    watchStreams: knob("BENCH_WATCH_STREAMS", 10, 1, 1_000),
+    leaseLoops: knob("BENCH_LEASE_LOOPS", 16, 1, 4_096),
+    authClients: knob("BENCH_AUTH_CLIENTS", 64, 1, 4_096),
+    authKeys: knob("BENCH_AUTH_KEYS", 10_000, 1, 1_000_000),
+  };
+}
+export type Issue3Knobs = ReturnType<typeof issue3Knobs>;
+
+/** Two figures side by side, as the tables print them. */
+export const fmt = (n: number | undefined, digits = 0): string => (n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(digits));

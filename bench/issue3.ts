@@ -1,0 +1,199 @@
+/**
+ * The issue-3 phases, `watch`, `lease` and `auth`, run by bench.ts when
+ * BENCH_PHASES names them (or when it is unset: then after the harness's own
+ * phases). One etcd and one mergekv (fresh temporary data dirs, loopback) are
+ * started for them, each phase runs on etcd then on mergekv, and the servers
+ * are stopped and their directories removed at the end. `auth` runs last (it
+ * enables auth, then disables it). Prints a table with the issue's targets and writes
+ * bench/results/issue3-latest.json (BENCH_ISSUE3_RESULTS to change it); the
+ * harness's results file is not touched when only these phases run.
+ *
+ * BENCH_ISSUE3_PROFILE=1 runs mergekv under `node --cpu-prof` (every thread;
+ * the profiles stay in a temp dir that is removed, or in BENCH_PROFILE_DIR)
+ * and adds to the JSON, per phase, the top functions of each thread during
+ * that phase's mergekv run. The profiler slows the server: figures from such
+ * a run are for finding where time goes, not for the comparison.
+ */
+import * as os from "node:os";
+import * as path from "node:path";
+import { promises as fs } from "node:fs";
+import { BenchConfig } from "./config";
+import { Cleanup } from "./processes";
+import { ServerHandle, startEtcd, startMergekv } from "./servers";
+import { log } from "./common";
+import { machine } from "./report";
+import { monotonicUs, summarizeDir, ThreadProfile } from "./cpu-profile";
+import { fmt, issue3Knobs, Issue3Knobs, LoopFigures } from "./issue3-common";
+import { runWatch, WatchRun } from "./watch-bench";
+import { runLease, LeaseRun } from "./lease-bench";
+import { runAuth, AuthRun } from "./auth-bench";
+
+export type Issue3Phase = "watch" | "lease" | "auth";
+const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth"];
+const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "issue3-latest.json");
+
+/**
+ * Takes this file's phases out of BENCH_PHASES (so the harness's config does
+ * not refuse them). `only`: nothing else was asked for, so the harness's own
+ * phases must not run.
+ */
+export function takeIssue3Phases(): { phases: Issue3Phase[]; only: boolean } {
+  const raw = process.env.BENCH_PHASES;
+  if (!raw) return { phases: [...ISSUE3_PHASES], only: false };
+  const asked = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  const mine = ISSUE3_PHASES.filter((p) => asked.includes(p));
+  const rest = asked.filter((p) => !ISSUE3_PHASES.includes(p as Issue3Phase));
+  process.env.BENCH_PHASES = rest.join(","); // empty when only these: the harness then runs none of its own
+  return { phases: mine, only: mine.length > 0 && rest.length === 0 };
+}
+
+interface Verdict { target: string; measured: string; verdict: "met" | "not met" | "not measured" | "info" }
+
+export interface Issue3Results {
+  date: string;
+  durationS?: number;
+  machine: Record<string, unknown>;
+  loadAverage: { start: number[]; end: number[]; cores: number; note: string };
+  settings: Record<string, unknown>;
+  watch?: WatchRun[];
+  lease?: LeaseRun[];
+  auth?: AuthRun[];
+  profile?: Partial<Record<Issue3Phase, ThreadProfile[]>>;
+  targets: Verdict[];
+}
+
+export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issue3Phase[]): Promise<void> {
+  const knobs = issue3Knobs();
+  const started = new Date();
+  const load0 = os.loadavg();
+  const profiling = process.env.BENCH_ISSUE3_PROFILE === "1";
+  const profileDir = profiling ? (process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : await cleanup.tempDir("bench-issue3-prof-")) : "";
+  if (profiling) await fs.mkdir(profileDir, { recursive: true });
+  const results: Issue3Results = {
+    date: started.toISOString(),
+    machine: await machine(),
+    loadAverage: { start: load0, end: [], cores: os.availableParallelism(), note: "" },
+    settings: { phases, seconds: cfg.seconds, warmupSeconds: cfg.warmupSeconds, loadThreads: cfg.threads, valueBytes: cfg.valueBytes, ...knobs, mergekvArgs: cfg.mergekvArgs, profiling,
+      client: "h2 (node:http2, bench/issue3-common.ts and bench/watch-worker.ts)", mergekv: "fsync on (default), default frontends", etcd: "3.4.23, defaults, single member, loopback" },
+    targets: [],
+  };
+  const etcd = await startEtcd(cleanup);
+  log(`issue 3: etcd ready on ${etcd.endpoint} (pid ${etcd.proc.pid})`);
+  const mergekv = await startMergekv(cleanup, { args: cfg.mergekvArgs, ...(profiling ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profileDir] } : {}) });
+  log(`issue 3: mergekv ready on ${mergekv.endpoint} (pid ${mergekv.proc.pid}${profiling ? ", under --cpu-prof" : ""})`);
+  const windows: Partial<Record<Issue3Phase, { fromUs: number; toUs: number }>> = {};
+  const both = async <T>(phase: Issue3Phase, run: (s: ServerHandle) => Promise<T>, describe: (r: T) => string): Promise<T[]> => {
+    const out: T[] = [];
+    for (const s of [etcd, mergekv]) {
+      const fromUs = monotonicUs();
+      const r = await run(s);
+      if (s === mergekv) windows[phase] = { fromUs, toUs: monotonicUs() };
+      log(`${phase} ${s.system.padEnd(7)} ${describe(r)}`);
+      out.push(r);
+    }
+    return out;
+  };
+  try {
+    for (const phase of ISSUE3_PHASES.filter((p) => phases.includes(p))) {
+      if (phase === "watch") results.watch = await both("watch", (s) => runWatch(cfg, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`);
+      if (phase === "lease") results.lease = await both("lease", (s) => runLease(cfg, knobs, s), (r) => `${loopLine(r)}`);
+      if (phase === "auth") results.auth = await both("auth", (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
+    }
+  } finally {
+    await mergekv.stop();
+    await etcd.stop();
+    await cleanup.removeDir(etcd.dataDir);
+    await cleanup.removeDir(path.dirname(mergekv.dataDir));
+  }
+  if (profiling) {
+    results.profile = {};
+    for (const [phase, w] of Object.entries(windows)) results.profile[phase as Issue3Phase] = await summarizeDir(profileDir, 15, w);
+  }
+  const load1 = os.loadavg();
+  results.loadAverage.end = load1;
+  const high = Math.max(load0[0], load1[0]) > os.availableParallelism();
+  results.loadAverage.note = high ? `HIGH: 1-min load average ${fmt(load0[0], 2)} at start, ${fmt(load1[0], 2)} at end on ${os.availableParallelism()} cores; other processes took CPU during the runs (see otherCores)` : "normal";
+  results.targets = verdicts(results);
+  results.durationS = (Date.now() - started.getTime()) / 1000;
+  print(results);
+  const out = process.env.BENCH_ISSUE3_RESULTS || RESULTS_PATH;
+  await fs.mkdir(path.dirname(out), { recursive: true });
+  await fs.writeFile(out, `${JSON.stringify(results, (_, v) => (v instanceof Float64Array ? undefined : v), 2)}\n`);
+  log(`issue 3 results written to ${out}`);
+}
+
+function loopLine(r: LoopFigures): string {
+  return `${fmt(r.opsPerSec).padStart(6)} ops/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  errors ${r.errors}${r.errors ? ` (${r.errorSamples[0]})` : ""}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`;
+}
+
+const pick = <T extends { system: string }>(runs: T[] | undefined, system: string) => runs?.find((r) => r.system === system);
+
+function verdicts(r: Issue3Results): Verdict[] {
+  const v = (target: string, measured: string, ok: boolean | null, info = false): Verdict => ({ target, measured, verdict: info ? "info" : ok === null ? "not measured" : ok ? "met" : "not met" });
+  const out: Verdict[] = [];
+  const we = pick(r.watch, "etcd");
+  const wm = pick(r.watch, "mergekv");
+  const wOk = !!(we && wm && !wm.writerErrors && !we.writerErrors);
+  out.push(we && wm ? v("watch events/s >= 2x etcd", `${fmt(wm.eventsPerSec)} vs ${fmt(we.eventsPerSec)} = ${fmt(wm.eventsPerSec / we.eventsPerSec, 2)}x`, wOk && wm.eventsPerSec >= 2 * we.eventsPerSec) : v("watch events/s >= 2x etcd", "-", null));
+  out.push(we && wm ? v("watch delivery p99 <= etcd's", `${fmt(wm.p99Ms, 2)} vs ${fmt(we.p99Ms, 2)} ms = ${fmt(wm.p99Ms / we.p99Ms, 2)}x`, wOk && wm.p99Ms <= we.p99Ms) : v("watch delivery p99 <= etcd's", "-", null));
+  const le = pick(r.lease, "etcd");
+  const lm = pick(r.lease, "mergekv");
+  out.push(le && lm ? v("lease ops/s >= etcd", `${fmt(lm.opsPerSec)} vs ${fmt(le.opsPerSec)} = ${fmt(lm.opsPerSec / le.opsPerSec, 2)}x`, lm.errors === 0 && lm.opsPerSec >= le.opsPerSec) : v("lease ops/s >= etcd", "-", null));
+  const ae = pick(r.auth, "etcd");
+  const am = pick(r.auth, "mergekv");
+  if (ae && am) {
+    out.push(v("auth puts/s, mergekv/etcd", `${fmt(am.auth.opsPerSec)} vs ${fmt(ae.auth.opsPerSec)} = ${fmt(am.auth.opsPerSec / ae.auth.opsPerSec, 2)}x`, null, true));
+    out.push(v("auth cost (puts/s with auth / mean of the runs without)", `mergekv ${fmt(authRatio(am), 2)}x, etcd ${fmt(authRatio(ae), 2)}x`, null, true));
+  }
+  return out;
+}
+
+/** Puts/s with auth over the mean of the two runs without (before enabling and after disabling). */
+function authRatio(a: AuthRun): number {
+  return a.auth.opsPerSec / ((a.noAuth.opsPerSec + a.noAuthAfter.opsPerSec) / 2);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
+
+function print(r: Issue3Results): void {
+  const out: string[] = [`\nIssue 3: watch, leases and auth, mergekv vs etcd, ${r.date}, load average ${r.loadAverage.start.map((x) => fmt(x, 2)).join(" ")} -> ${r.loadAverage.end.map((x) => fmt(x, 2)).join(" ")} (${r.loadAverage.note})`];
+  const ratio = (m: number | undefined, e: number | undefined) => fmt((m ?? NaN) / (e ?? NaN), 2);
+  if (r.watch) {
+    const e = pick(r.watch, "etcd");
+    const m = pick(r.watch, "mergekv");
+    const row = (name: string, f: (w: WatchRun) => number, d = 0) => [name, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
+    out.push(`\nWatch fan-out (${m?.watchers ?? e?.watchers} watchers on ${m?.streams ?? e?.streams} streams, 1 writer, one put at a time):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+      row("events/s delivered", (w) => w.eventsPerSec), row("writer puts/s", (w) => w.putsPerSec), row("writer put p50 ms", (w) => w.putP50Ms, 2), row("writer put p99 ms", (w) => w.putP99Ms, 2),
+      row("ack->event p50 ms", (w) => w.p50Ms, 2), row("ack->event p99 ms", (w) => w.p99Ms, 2), row("send->event p50 ms", (w) => w.sendP50Ms, 2), row("send->event p99 ms", (w) => w.sendP99Ms, 2),
+      row("events before ack %", (w) => 100 * w.earlyShare, 1), row("missing events", (w) => w.missingEvents), row("server cores", (w) => w.serverCores, 2), row("loadgen cores", (w) => w.loadgenCores, 2), row("other procs cores", (w) => w.otherCores, 2),
+    ]));
+  }
+  const loopRows = (label: string, e?: LoopFigures, m?: LoopFigures) => {
+    const row = (name: string, f: (x: LoopFigures) => number, d = 0) => [`${label} ${name}`, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
+    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2)];
+  };
+  if (r.lease) out.push(`\nLease churn (${r.lease[0].loops} loops; 1 op = grant TTL 60 + put with the lease + revoke):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], loopRows("lease", pick(r.lease, "etcd"), pick(r.lease, "mergekv"))));
+  if (r.auth) {
+    const e = pick(r.auth, "etcd");
+    const m = pick(r.auth, "mergekv");
+    out.push(`\nPuts with and without auth (${r.auth[0].clients} concurrent, ${String(r.settings.valueBytes)} B values, token metadata):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+      ...loopRows("no auth", e?.noAuth, m?.noAuth), ...loopRows("auth", e?.auth, m?.auth), ...loopRows("no auth after", e?.noAuthAfter, m?.noAuthAfter),
+      ["auth / mean no-auth puts/s", fmt(e && authRatio(e), 2), fmt(m && authRatio(m), 2), ""],
+    ]));
+  }
+  if (r.profile) {
+    for (const [phase, threads] of Object.entries(r.profile)) {
+      for (const t of threads ?? []) {
+        if (t.busyMs < 100) continue;
+        out.push(`\nprofile ${phase}, mergekv ${t.thread}: busy ${fmt(t.busyMs)} ms, idle ${fmt(t.idleMs)} ms; top self: ${t.top.slice(0, 8).map((f) => `${f.name} ${f.percent}%`).join(", ")}` +
+          `\n  inclusive (mergekv): ${t.mergekvInclusive.slice(0, 8).map((f) => `${f.name} ${f.percent}%`).join(", ")}`);
+      }
+    }
+  }
+  out.push("\nTargets (issue 3):\n" + table(["target", "measured", "verdict"], r.targets.map((t) => [t.target, t.measured, t.verdict])));
+  process.stdout.write(`${out.join("\n")}\n`);
+}

@@ -113,19 +113,24 @@ export function toTxn(w: Wire): TxnRequest {
   };
 }
 
+/**
+ * int64 fields go out as JS numbers (revisions, versions, counts and our
+ * lease ids are safe integers): protobufjs parses decimal strings into Longs
+ * on every encode, which the watch profile showed as the top function.
+ */
 export function fromKv(kv: KeyValue): Wire {
   return {
     key: keyToBytes(kv.key),
-    create_revision: String(kv.create),
-    mod_revision: String(kv.mod),
-    version: String(kv.version),
+    create_revision: kv.create,
+    mod_revision: kv.mod,
+    version: kv.version,
     value: Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength),
-    lease: String(kv.lease),
+    lease: kv.lease,
   };
 }
 
 export function fromRange(r: RangeResult): Wire {
-  return { kvs: r.kvs.map(fromKv), more: r.more, count: String(r.count) };
+  return { kvs: r.kvs.map(fromKv), more: r.more, count: r.count };
 }
 
 export function fromPut(r: PutResult): Wire {
@@ -133,12 +138,12 @@ export function fromPut(r: PutResult): Wire {
 }
 
 export function fromDeleteRange(r: DeleteRangeResult): Wire {
-  return { deleted: String(r.deleted), prev_kvs: r.prevKvs.map(fromKv) };
+  return { deleted: r.deleted, prev_kvs: r.prevKvs.map(fromKv) };
 }
 
 /** Sub-responses carry a header with the revision only, as etcd's. */
 export function fromTxn(r: TxnResult, revision: number): Wire {
-  const header = { revision: String(revision) };
+  const header = { revision };
   const op = (o: OpResult): Wire => {
     if ("range" in o) return { response_range: { header, ...fromRange(o.range) } };
     if ("put" in o) return { response_put: { header, ...fromPut(o.put) } };

@@ -109,7 +109,7 @@ function methodName(path: string): string {
 }
 
 export function header(h: HeaderSource, revision: number): Wire {
-  return { cluster_id: h.clusterId, member_id: h.memberId, revision: String(revision), raft_term: String(h.raftTerm) };
+  return { cluster_id: h.clusterId, member_id: h.memberId, revision, raft_term: h.raftTerm };
 }
 
 /**

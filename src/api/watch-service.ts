@@ -19,9 +19,16 @@ export const WATCHES_PER_STREAM_MAX = 10_000;
 
 const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(0));
 
+/** Wire form of each event, built once however many watchers it goes to (events are never mutated). */
+const wireEvents = new WeakMap<MvccEvent, Wire>();
+
 function toEvent(e: MvccEvent): Wire {
-  const out: Wire = { type: e.type === "put" ? "Put" : "Delete", kv: fromKv(e.kv) };
-  if (e.prev) out.prev_kv = fromKv(e.prev);
+  let out = wireEvents.get(e);
+  if (!out) {
+    out = { type: e.type === "put" ? "Put" : "Delete", kv: fromKv(e.kv) };
+    if (e.prev) out.prev_kv = fromKv(e.prev);
+    wireEvents.set(e, out);
+  }
   return out;
 }
 

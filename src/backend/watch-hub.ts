@@ -33,6 +33,8 @@ export interface WatchSink {
   cancel(reason: string, compactRevision: number): void;
 }
 
+const withoutPrev = new WeakMap<MvccEvent, MvccEvent>();
+
 export class Watcher {
   /** The next revision this watcher must see. */
   next = 0;
@@ -44,8 +46,15 @@ export class Watcher {
     return inRange(e.kv.key, this.spec.key, this.spec.rangeEnd);
   }
 
+  /** The event as this watcher sees it; one stripped copy per event is shared by every watcher without prev_kv. */
   shape(e: MvccEvent): MvccEvent {
-    return this.spec.prevKv || !e.prev ? e : { type: e.type, kv: e.kv };
+    if (this.spec.prevKv || !e.prev) return e;
+    let stripped = withoutPrev.get(e);
+    if (!stripped) {
+      stripped = { type: e.type, kv: e.kv };
+      withoutPrev.set(e, stripped);
+    }
+    return stripped;
   }
 }
 

@@ -25,17 +25,35 @@ const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "lates
 
 async function run(cfg: BenchConfig, cleanup: Cleanup): Promise<BenchResults> {
   const started = new Date();
-  const results: BenchResults = { date: started.toISOString(), machine: await machine(), settings: settings(cfg), targets: [] };
-  if (cfg.phases.has("ceiling")) results.ceiling = await runCeiling(cfg, cleanup);
-  if (cfg.phases.has("core")) results.core = await runCore(cfg, cleanup);
+  const results: BenchResults = { date: started.toISOString(), machine: await machine(), settings: settings(cfg), targets: [], partial: true };
+  // Written after every phase and scale step: a long run stopped part way still leaves its figures.
+  const checkpoint = () => save(cfg.resultsPath, { ...results, targets: verdicts(results) });
+  if (cfg.phases.has("ceiling")) {
+    results.ceiling = await runCeiling(cfg, cleanup);
+    await checkpoint();
+  }
+  if (cfg.phases.has("core")) {
+    results.core = await runCore(cfg, cleanup);
+    await checkpoint();
+  }
   if (cfg.phases.has("scale") || cfg.phases.has("compaction")) {
-    const s = await runScale(cfg, cleanup);
+    const s = await runScale(cfg, cleanup, async (partial) => {
+      results.scale = partial.steps;
+      results.compaction = partial.compaction;
+      await checkpoint();
+    });
     results.scale = s.steps;
     results.compaction = s.compaction;
   }
   results.durationS = (Date.now() - started.getTime()) / 1000;
+  results.partial = false;
   results.targets = verdicts(results);
   return results;
+}
+
+async function save(file: string, results: BenchResults): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 function settings(cfg: BenchConfig): BenchResults["settings"] {
@@ -79,8 +97,7 @@ async function main(): Promise<void> {
     if (issue3.only) return await runIssue3(cfg, cleanup, issue3.phases);
     const results = await run(cfg, cleanup);
     printReport(results);
-    await fs.mkdir(path.dirname(cfg.resultsPath), { recursive: true });
-    await fs.writeFile(cfg.resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+    await save(cfg.resultsPath, results);
     log(`results written to ${cfg.resultsPath}`);
     if (issue3.phases.length) await runIssue3(cfg, cleanup, issue3.phases);
   } finally {

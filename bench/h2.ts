@@ -40,6 +40,19 @@ export function unframe(data: Buffer): Buffer {
 }
 
 /** One HTTP/2 connection issuing unary gRPC calls; calls time out through one shared timer. */
+/** Settles a unary call once its stream closed: its grpc-status, or its one decoded response. */
+export function settleUnary(stream: { rstCode?: number }, status: string | undefined, message: string, chunks: Buffer[], resolve: (b: Buffer) => void, reject: (e: Error) => void): void {
+  if (status === undefined) reject(new GrpcError(stream.rstCode === NGHTTP2_CANCEL ? 1 : 14, `stream closed without status (rst ${stream.rstCode})`));
+  else if (status !== "0") reject(new GrpcError(Number(status), message));
+  else {
+    try {
+      resolve(unframe(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+    } catch (e) {
+      reject(e as Error);
+    }
+  }
+}
+
 export class H2Channel {
   private readonly session: http2.ClientHttp2Session;
   private readonly inflight = new Map<http2.ClientHttp2Stream, number>();
@@ -83,15 +96,7 @@ export class H2Channel {
       stream.on("error", () => undefined); // reported through close below
       stream.on("close", () => {
         this.inflight.delete(stream);
-        if (status === undefined) reject(new GrpcError(stream.rstCode === NGHTTP2_CANCEL ? 1 : 14, `stream closed without status (rst ${stream.rstCode})`));
-        else if (status !== "0") reject(new GrpcError(Number(status), message));
-        else {
-          try {
-            resolve(unframe(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-          } catch (e) {
-            reject(e);
-          }
-        }
+        settleUnary(stream, status, message, chunks, resolve, reject);
       });
       stream.end(frame(request));
     });

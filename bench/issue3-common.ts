@@ -9,7 +9,7 @@ import * as http2 from "node:http2";
 import * as path from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
 import * as grpc from "@grpc/grpc-js";
-import { frame, unframe, GrpcError } from "./h2";
+import { frame, settleUnary } from "./h2";
 import { Msg } from "./wire";
 import { cpuSeconds, machineBusySeconds } from "./processes";
 import { summarize, LatencySummary } from "./stats";
@@ -72,15 +72,7 @@ export class H2Conn {
       stream.on("error", () => undefined);
       stream.on("close", () => {
         clearTimeout(timer);
-        if (status === undefined) reject(new GrpcError(stream.rstCode === NGHTTP2_CANCEL ? 1 : 14, `stream closed without status (rst ${stream.rstCode})`));
-        else if (status !== "0") reject(new GrpcError(Number(status), message));
-        else {
-          try {
-            resolve(unframe(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-          } catch (e) {
-            reject(e);
-          }
-        }
+        settleUnary(stream, status, message, chunks, resolve, reject);
       });
       stream.end(frame(request));
     });

@@ -15,6 +15,8 @@ import { ScaleStep, mib } from "./scale";
 export interface BenchResults {
   date: string;
   durationS?: number;
+  /** True while the run is still going (or if it was stopped): the file is a checkpoint. */
+  partial?: boolean;
   machine: Record<string, unknown>;
   settings: Record<string, unknown>;
   ceiling?: CeilingRun[];

@@ -54,7 +54,8 @@ export interface ScaleResult {
   compaction?: CompactionResult;
 }
 
-export async function runScale(cfg: BenchConfig, cleanup: Cleanup): Promise<ScaleResult> {
+/** `onProgress` is called after each step and the compaction phase with what is known so far. */
+export async function runScale(cfg: BenchConfig, cleanup: Cleanup, onProgress?: (sofar: ScaleResult) => Promise<void>): Promise<ScaleResult> {
   const dataDir = path.join(await cleanup.tempDir("bench-scale-"), "data");
   const out: ScaleResult = { steps: [] };
   const targets = [cfg.scaleKeys, ...(cfg.million && cfg.phases.has("scale") ? [cfg.millionKeys] : [])];
@@ -65,7 +66,11 @@ export async function runScale(cfg: BenchConfig, cleanup: Cleanup): Promise<Scal
     loaded = step.keys;
     try {
       if (cfg.phases.has("scale")) out.steps.push(step);
-      if (keys === cfg.scaleKeys && cfg.phases.has("compaction")) out.compaction = await runCompaction(cfg, server, keys);
+      await onProgress?.(out);
+      if (keys === cfg.scaleKeys && cfg.phases.has("compaction")) {
+        out.compaction = await runCompaction(cfg, server, keys);
+        await onProgress?.(out);
+      }
     } finally {
       await server.stop();
     }

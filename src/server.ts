@@ -222,7 +222,7 @@ export class MergekvServer implements Engine {
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
     server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
-    server.addService(services.Lease, leaseService(this));
+    server.addService(services.Lease, leaseService(this, this.stopping.signal));
     server.addService(services.Auth, authService(this));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     for (const url of this.opts.listenClientUrls) {

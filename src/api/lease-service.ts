@@ -3,6 +3,8 @@
  * live, list. Handlers convert and call the backend's lease table.
  */
 import * as grpc from "@grpc/grpc-js";
+import { MergekvError } from "../errors";
+import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
 import { int, leaseId, Wire } from "./convert";
@@ -10,7 +12,9 @@ import { header, tokenOf, toServiceError, unary, UnaryHandler } from "./rpc";
 import { refuseWhenFull } from "./services";
 import { leaseNeeds } from "./permissions";
 
-export function leaseService(engine: Engine): grpc.UntypedServiceImplementation {
+/** `stopping`: aborted when the server shuts down (see watchService). */
+export function leaseService(engine: Engine, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
+  if (stopping) setMaxListeners(0, stopping); // one listener per open keep-alive stream, removed when it closes
   // Any authenticated user may use leases (identify() refuses a missing or bad token when auth is on);
   // revoking one needs write on every key it holds, as in etcd.
   const h = (fn: UnaryHandler) => unary(engine, fn);
@@ -52,12 +56,17 @@ export function leaseService(engine: Engine): grpc.UntypedServiceImplementation 
         call.emit("error", toServiceError(e));
         return;
       }
+      // Ended with UNAVAILABLE when the server stops (as the watch streams), so shutdown does not wait for it.
+      const stop = () => call.emit("error", toServiceError(new MergekvError("Unavailable")));
+      const done = () => stopping?.removeEventListener("abort", stop);
+      stopping?.addEventListener("abort", stop);
       call.on("data", (req: Wire) => {
         const ttl = backend().leases.keepAlive(leaseId(req.ID));
         call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });
       });
-      call.on("end", () => call.end());
-      call.on("error", () => undefined);
+      call.on("end", () => { done(); call.end(); });
+      call.on("cancelled", done);
+      call.on("error", done);
     },
   };
 }

@@ -44,10 +44,23 @@ export interface CompactionResult {
 export async function runCompaction(cfg: BenchConfig, server: ServerHandle, keys: number): Promise<CompactionResult> {
   const rounds: CompactionRound[] = [];
   for (let i = 1; i <= COMPACTION_ROUNDS; i++) {
-    const baseline = await putLoad(cfg, server, keys);
-    log(`compaction round ${i}: baseline ${describe(baseline)}`);
+    // Alternate the order so that a trend (a server still warming up after its restart) favours neither side.
     const windows: [number, number][] = [];
-    const during = await putLoad(cfg, server, keys, (go) => defragLoop(server.endpoint, go, windows));
+    const runBaseline = async () => {
+      const r = await putLoad(cfg, server, keys);
+      log(`compaction round ${i}: baseline ${describe(r)}`);
+      return r;
+    };
+    const runDuring = () => putLoad(cfg, server, keys, (go) => defragLoop(server.endpoint, go, windows));
+    let baseline: LoadResult;
+    let during: LoadResult;
+    if (i % 2 === 1) {
+      baseline = await runBaseline();
+      during = await runDuring();
+    } else {
+      during = await runDuring();
+      baseline = await runBaseline();
+    }
     const inWindow = summarize(latenciesWithin(during.starts, during.latencies, windows), 0);
     const first = summarize(latenciesWithin(during.starts, during.latencies, windows.slice(0, 1)), 0);
     const defragMs = windows.map(([a, b]) => b - a);

@@ -5,8 +5,8 @@
  */
 import { LeaseTable, LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS } from "../../src/backend/leases";
 import { MvccEvent, KeyValue } from "../../src/backend/mvcc";
-import { MergekvError } from "../../src/errors";
 import { bytes, key } from "../helpers/frontend";
+import { codeOf } from "../helpers/errors";
 
 /** A clock the test moves by hand. */
 class Clock {
@@ -17,14 +17,6 @@ class Clock {
   }
 }
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as MergekvError).code;
-  }
-  return undefined;
-}
 
 const kv = (k: string, lease: number, mod = 1): KeyValue => ({ key: key(k), create: 1, mod, version: 1, value: bytes("v"), lease });
 const putEvent = (k: string, lease: number, prevLease?: number): MvccEvent =>

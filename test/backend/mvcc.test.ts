@@ -3,6 +3,7 @@ import { KeyString, keyToString } from "../../src/persist/encoding";
 import { Write } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
 import { SeededRandom, chooseSeed } from "../helpers/random";
+import { codeOf } from "../helpers/errors";
 
 const key = (text: string) => keyToString(Buffer.from(text, "latin1"));
 const put = (k: string, value: string, lease = 0): Write => ({ key: key(k), value: new Uint8Array(Buffer.from(value)), lease });
@@ -10,15 +11,6 @@ const del = (k: string): Write => ({ key: key(k), value: null, lease: 0 });
 const text = (kv: KeyValue | undefined) => kv && Buffer.from(kv.value).toString();
 const summary = (kv: KeyValue | undefined) => kv && { key: kv.key, create: kv.create, mod: kv.mod, version: kv.version, value: text(kv) };
 
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MergekvError);
-    return (e as MergekvError).code;
-  }
-}
 
 /** A store with writes applied at revisions 1, 2, ... in order. */
 function storeWith(...revisions: Write[][]): MvccStore {

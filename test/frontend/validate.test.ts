@@ -4,18 +4,9 @@
  */
 import { validateRequest } from "../../src/frontend/validate";
 import { RequestOp, TXN_OPS_MAX, TxnRequest } from "../../src/frontend/requests";
-import { MergekvError } from "../../src/errors";
 import { compare, deleteRequest, op, putRequest, rangeRequest } from "../helpers/frontend";
+import { codeOf } from "../helpers/errors";
 
-function codeOf(run: () => void): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MergekvError);
-    return (e as MergekvError).code;
-  }
-}
 
 const txnCode = (request: Partial<TxnRequest>) =>
   codeOf(() => validateRequest({ kind: "txn", req: { compare: [], success: [], failure: [], ...request } }));

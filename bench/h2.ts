@@ -40,8 +40,21 @@ export function unframe(data: Buffer): Buffer {
 }
 
 /** One HTTP/2 connection issuing unary gRPC calls; calls time out through one shared timer. */
+/** The grpc-status and grpc-message of a call, from its headers or trailers (trailers-only responses put them in headers). */
+export class GrpcStatus {
+  status: string | undefined;
+  message = "";
+
+  read(h: http2.IncomingHttpHeaders): void {
+    if (h["grpc-status"] === undefined) return;
+    this.status = String(h["grpc-status"]);
+    this.message = decodeURIComponent(String(h["grpc-message"] ?? ""));
+  }
+}
+
 /** Settles a unary call once its stream closed: its grpc-status, or its one decoded response. */
-export function settleUnary(stream: { rstCode?: number }, status: string | undefined, message: string, chunks: Buffer[], resolve: (b: Buffer) => void, reject: (e: Error) => void): void {
+export function settleUnary(stream: { rstCode?: number }, result: GrpcStatus, chunks: Buffer[], resolve: (b: Buffer) => void, reject: (e: Error) => void): void {
+  const { status, message } = result;
   if (status === undefined) reject(new GrpcError(stream.rstCode === NGHTTP2_CANCEL ? 1 : 14, `stream closed without status (rst ${stream.rstCode})`));
   else if (status !== "0") reject(new GrpcError(Number(status), message));
   else {
@@ -78,14 +91,8 @@ export class H2Channel {
       this.inflight.set(stream, performance.now());
       const chunks: Buffer[] = [];
       let bytes = 0;
-      let status: string | undefined;
-      let message = "";
-      const onHeaders = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] !== undefined) {
-          status = String(h["grpc-status"]);
-          message = decodeURIComponent(String(h["grpc-message"] ?? ""));
-        }
-      };
+      const result = new GrpcStatus();
+      const onHeaders = (h: http2.IncomingHttpHeaders) => result.read(h);
       stream.on("response", onHeaders); // trailers-only responses carry the status here
       stream.on("trailers", onHeaders);
       stream.on("data", (c: Buffer) => {
@@ -96,7 +103,7 @@ export class H2Channel {
       stream.on("error", () => undefined); // reported through close below
       stream.on("close", () => {
         this.inflight.delete(stream);
-        settleUnary(stream, status, message, chunks, resolve, reject);
+        settleUnary(stream, result, chunks, resolve, reject);
       });
       stream.end(frame(request));
     });

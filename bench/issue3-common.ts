@@ -9,7 +9,7 @@ import * as http2 from "node:http2";
 import * as path from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
 import * as grpc from "@grpc/grpc-js";
-import { frame, settleUnary } from "./h2";
+import { frame, settleUnary, GrpcStatus } from "./h2";
 import { Msg } from "./wire";
 import { cpuSeconds, machineBusySeconds } from "./processes";
 import { summarize, LatencySummary } from "./stats";
@@ -58,21 +58,15 @@ export class H2Conn {
       }
       const timer = setTimeout(() => stream.close(NGHTTP2_CANCEL), REQUEST_TIMEOUT_MS);
       const chunks: Buffer[] = [];
-      let status: string | undefined;
-      let message = "";
-      const onHeaders = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] !== undefined) {
-          status = String(h["grpc-status"]);
-          message = decodeURIComponent(String(h["grpc-message"] ?? ""));
-        }
-      };
+      const result = new GrpcStatus();
+      const onHeaders = (h: http2.IncomingHttpHeaders) => result.read(h);
       stream.on("response", onHeaders);
       stream.on("trailers", onHeaders);
       stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("error", () => undefined);
       stream.on("close", () => {
         clearTimeout(timer);
-        settleUnary(stream, status, message, chunks, resolve, reject);
+        settleUnary(stream, result, chunks, resolve, reject);
       });
       stream.end(frame(request));
     });

@@ -6,12 +6,11 @@
 import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
 import { PermType } from "../backend/auth";
-import { keyToBytes, keyToString } from "../persist/encoding";
+import { keyToBytes } from "../persist/encoding";
 import { rootUnary, unary, UnaryHandler, UnaryOptions } from "./rpc";
-import { Wire } from "./convert";
+import { key as wireKey, Wire } from "./convert";
 
 const PERM_TYPES: PermType[] = ["Read", "Write", "Readwrite"];
-const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(0));
 
 export function authService(engine: Engine): grpc.UntypedServiceImplementation {
   const auth = () => engine.auth;
@@ -42,8 +41,8 @@ export function authService(engine: Engine): grpc.UntypedServiceImplementation {
     RoleGrantPermission: admin((req) => {
       const perm = req.perm ?? {};
       const permType = PERM_TYPES.includes(perm.permType) ? (perm.permType as PermType) : "Read";
-      return auth().roleGrantPermission(String(req.name ?? ""), { permType, key: keyToString(bytes(perm.key)), rangeEnd: keyToString(bytes(perm.range_end)) });
+      return auth().roleGrantPermission(String(req.name ?? ""), { permType, key: wireKey(perm.key), rangeEnd: wireKey(perm.range_end) });
     }),
-    RoleRevokePermission: admin((req) => auth().roleRevokePermission(String(req.role ?? ""), keyToString(bytes(req.key)), keyToString(bytes(req.range_end)))),
+    RoleRevokePermission: admin((req) => auth().roleRevokePermission(String(req.role ?? ""), wireKey(req.key), wireKey(req.range_end))),
   };
 }

@@ -36,8 +36,18 @@ export function leaseId(v: unknown): number {
   return Number.isSafeInteger(n) ? n : LEASE_ID_NONE;
 }
 
-const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : EMPTY);
-const key = (b: unknown): KeyString => keyToString(bytes(b));
+/**
+ * Bytes from a decoded message, in an allocation of their own. The decoder
+ * hands out views into the whole received buffer (often an 8 KiB slab of
+ * Node's pool): kept, such a view pins the slab, and a postMessage to a
+ * frontend copies the slab whole.
+ */
+export function bytes(b: unknown): Uint8Array {
+  if (!(b instanceof Uint8Array) || b.byteLength === 0) return EMPTY;
+  return b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
+}
+/** A key (or range end) from a decoded message; absent is the empty key. */
+export const key = (b: unknown): KeyString => keyToString(bytes(b));
 
 function pick<T extends string>(v: unknown, table: Record<string, T>, field: string): T {
   const name = String(v ?? Object.keys(table)[0]);

@@ -7,8 +7,7 @@ import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
 import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
-import { keyToString } from "../persist/encoding";
-import { fromKv, int, Wire } from "./convert";
+import { fromKv, int, key as wireKey, Wire } from "./convert";
 import { tokenOf, header, statusText, toServiceError } from "./rpc";
 import { MergekvError } from "../errors";
 
@@ -17,7 +16,6 @@ export const PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 /** Watches one stream may hold: bounds what one client can make the server track. */
 export const WATCHES_PER_STREAM_MAX = 10_000;
 
-const bytes = (b: unknown): Uint8Array => (b instanceof Uint8Array ? b : new Uint8Array(0));
 
 /** Wire form of each event, built once however many watchers it goes to (events are never mutated). */
 const wireEvents = new WeakMap<MvccEvent, Wire>();
@@ -67,8 +65,8 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
       stopping?.addEventListener("abort", stop);
 
       const create = (r: Wire) => {
-        const key = keyToString(bytes(r.key));
-        const rangeEnd = keyToString(bytes(r.range_end));
+        const key = wireKey(r.key);
+        const rangeEnd = wireKey(r.range_end);
         try {
           engine.auth.authorize(user, [{ access: "read", key, rangeEnd }]);
         } catch (e) {

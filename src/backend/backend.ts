@@ -84,6 +84,8 @@ export class Backend {
   /** Records since the last snapshot: (Level key, revision). */
   private uncovered: { key: Buffer; rev: number }[] = [];
   private dirtyBuckets = new Set<number>();
+  /** Each bucket's heads as of the last applied change, where known (see concurrentBuckets). */
+  private readonly heads = new Map<number, string[]>();
   private snapshotRunning: Promise<SnapshotReport> | null = null;
   private closed = false;
   readonly leases = new LeaseTable();
@@ -94,7 +96,7 @@ export class Backend {
 
   private constructor(readonly log: ChangeLog, meta: Meta, bootstrap: Bootstrap, readonly opts: BackendOptions) {
     this.meta = meta;
-    this.replica = new Replica(randomBytes(16).toString("hex") as ActorId, true);
+    this.replica = new Replica(randomBytes(16).toString("hex") as ActorId, { trackDirty: true, resident: false });
     this.replica.bootstrap(bootstrap);
     this.bootstrapData = bootstrap;
     this.replica.mvcc.takeDirty();
@@ -160,6 +162,7 @@ export class Backend {
     if (live.length === 0 || this.closed) return Promise.resolve(this.durableRev);
     for (const k of live) this.replica.buckets.delete(k);
     const changes = this.replica.buckets.commit();
+    this.replica.buckets.settle();
     const seq = ++this.authoredSeq;
     const done = new Promise<number>((resolve) => this.authored.set(seq, resolve));
     this.submit([{ actor: this.replica.actor, seq, changes, writes: live.map((key) => ({ key, value: null, lease: 0 })) }]);
@@ -218,8 +221,10 @@ export class Backend {
     const entries: AppliedEntry[] = [];
     let rev = this.replica.rev;
     for (const e of batch) entries.push({ rev: ++rev, actor: e.actor, seq: e.seq, changes: e.changes, writes: e.writes });
+    const concurrent = this.concurrentBuckets(entries);
     const events = this.replica.apply(entries);
-    const merge = this.reconcile(entries);
+    const merge = concurrent.size > 0 ? this.reconcile(entries, concurrent) : null;
+    this.replica.buckets.settle();
     if (merge) {
       const mergeEntry: AppliedEntry = { rev: this.replica.rev + 1, changes: [], writes: merge };
       events.push(...this.replica.mvcc.apply(mergeEntry.rev, merge));
@@ -241,13 +246,35 @@ export class Backend {
     );
   }
 
-  /** Keys whose CRDT value differs from the last write's (concurrent writers): their merged values. */
-  private reconcile(entries: AppliedEntry[]): Write[] | null {
+  /**
+   * Buckets where a change of `entries` does not extend the document as the
+   * backend has it (a concurrent writer: Automerge merges their values).
+   * A change that does extend it sets exactly the values its writes name, so
+   * only concurrent buckets need their values read back (reconcile).
+   */
+  private concurrentBuckets(entries: readonly AppliedEntry[]): Set<number> {
+    const concurrent = new Set<number>();
+    for (const e of entries) {
+      for (const c of e.changes) {
+        const heads = this.heads.get(c.bucket) ?? this.replica.buckets.heads(c.bucket);
+        if (c.hash !== undefined && c.deps !== undefined && sameHeads(heads, c.deps)) {
+          this.heads.set(c.bucket, [c.hash]);
+        } else {
+          concurrent.add(c.bucket);
+          this.heads.delete(c.bucket); // read from the document when next needed
+        }
+      }
+    }
+    return concurrent;
+  }
+
+  /** Keys of concurrent buckets whose CRDT value differs from the last write's: their merged values. */
+  private reconcile(entries: readonly AppliedEntry[], concurrent: Set<number>): Write[] | null {
     let merge: Write[] | null = null;
     const seen = new Set<string>();
     for (let i = entries.length - 1; i >= 0; i--) {
       for (const w of entries[i].writes) {
-        if (seen.has(w.key)) continue;
+        if (seen.has(w.key) || !concurrent.has(bucketOf(w.key))) continue;
         seen.add(w.key);
         const crdt = this.replica.buckets.get(w.key);
         const mvcc = this.replica.mvcc.get(w.key);
@@ -370,6 +397,13 @@ export class Backend {
 
 function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
+}
+
+function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  if (a.length === 1) return a[0] === b[0];
+  const set = new Set(a);
+  return b.every((h) => set.has(h));
 }
 
 function sameValue(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {

@@ -29,14 +29,22 @@ export interface Bootstrap {
   leases: number[];
 }
 
+export interface ReplicaOptions {
+  /** Record which keys change (for incremental snapshots). */
+  trackDirty?: boolean;
+  /** The buckets whose documents this replica keeps (default: all, as the backend). */
+  owns?: (bucket: number) => boolean;
+  /** Keep documents loaded (frontends) or stored as bytes (the backend); see BucketSet. */
+  resident?: boolean;
+}
+
 export class Replica {
   readonly buckets: BucketSet;
   readonly mvcc: MvccStore;
 
-  /** `owns`: the buckets whose documents this replica keeps (all, for the backend). */
-  constructor(readonly actor: ActorId, trackDirty = false, owns?: (bucket: number) => boolean) {
-    this.buckets = new BucketSet(actor, owns);
-    this.mvcc = new MvccStore(trackDirty);
+  constructor(readonly actor: ActorId, opts: ReplicaOptions = {}) {
+    this.buckets = new BucketSet(actor, opts.owns, opts.resident ?? true);
+    this.mvcc = new MvccStore(opts.trackDirty ?? false);
   }
 
   get rev(): number {

@@ -35,7 +35,7 @@ function handle(m: ToFrontend): void {
     case "init": {
       // A fresh actor for every process start: a crash can never make two histories share one.
       const actor = randomBytes(16).toString("hex") as ActorId;
-      const replica = new Replica(actor, false, (b) => ownerOf(b, m.frontends) === m.index);
+      const replica = new Replica(actor, { owns: (b) => ownerOf(b, m.frontends) === m.index });
       replica.bootstrap(m.bootstrap);
       executor = new Executor(replica, (e) => envelopes.push(e), fetchBuckets, m.bootstrap.leases);
       acked = replica.rev;

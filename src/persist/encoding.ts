@@ -62,8 +62,9 @@ export const Prefix = {
 
 export const CHANGE_KEY_BYTES = 1 + ACTOR_BYTES + U64_BYTES;
 
+/** Its own allocation, not a pool slice: the backend keeps these until a snapshot covers them. */
 export function changeKey(actor: ActorId, seq: number): Buffer {
-  const k = Buffer.allocUnsafe(CHANGE_KEY_BYTES);
+  const k = Buffer.alloc(CHANGE_KEY_BYTES);
   k[0] = Prefix.Change;
   k.write(actor, 1, ACTOR_BYTES, "hex");
   encodeU64(seq).copy(k, 1 + ACTOR_BYTES);

@@ -18,6 +18,13 @@ export const RECORD_VERSION = 1;
 export interface BucketChange {
   bucket: number;
   bytes: Uint8Array;
+  /**
+   * The change's dependencies and hash, as its author knew them (Automerge
+   * hex hashes). Not persisted: the backend uses them, while the change is
+   * live, to tell a change that extends its document from a concurrent one.
+   */
+  deps?: string[];
+  hash?: string;
 }
 
 /** What a write request did to one key: the event the MVCC layer records. */

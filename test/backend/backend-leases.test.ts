@@ -46,7 +46,7 @@ async function start(store: MemoryStore, deaf = -1, expire = true): Promise<Runn
   });
   const bootstrap = backend.takeBootstrap();
   for (let i = 0; i < FRONTENDS; i++) {
-    const replica = new Replica(randomBytes(16).toString("hex") as ActorId, false, (b) => ownerOf(b, FRONTENDS) === i);
+    const replica = new Replica(randomBytes(16).toString("hex") as ActorId, { owns: (b) => ownerOf(b, FRONTENDS) === i });
     replica.bootstrap(bootstrap);
     frontends.push(new Executor(replica, (e) => backend.submit([e]), async (buckets) => backend.bucketBytes(buckets), bootstrap.leases));
   }

@@ -40,7 +40,7 @@ async function start(store: MemoryStore): Promise<Running> {
   const bootstrap = backend.takeBootstrap();
   for (let i = 0; i < FRONTENDS; i++) {
     // As in the product: each frontend owns 1/FRONTENDS of the buckets and borrows the rest.
-    const replica = new Replica(randomBytes(16).toString("hex") as ActorId, false, (b) => ownerOf(b, FRONTENDS) === i);
+    const replica = new Replica(randomBytes(16).toString("hex") as ActorId, { owns: (b) => ownerOf(b, FRONTENDS) === i });
     replica.bootstrap(bootstrap);
     frontends.push(new Executor(replica, (e) => backend.submit([e]), async (buckets) => backend.bucketBytes(buckets)));
   }
@@ -142,4 +142,44 @@ test("writes to buckets a frontend does not own borrow them: concurrent multi-bu
   }
   const seen = await Promise.all(frontends.map((f) => read(f, keys[0])));
   expect(new Set(seen).size).toBe(1);
+});
+
+describe("concurrent writers of one key (CRDT merges)", () => {
+  /** Two authors write `k` from the same empty start; Automerge's winner is the greater actor id. */
+  function concurrentWrites(stripDeps: boolean) {
+    const low = new Replica("11".repeat(16) as ActorId);
+    const high = new Replica("ff".repeat(16) as ActorId);
+    high.buckets.put("k" as KeyString, Buffer.from("from-high"));
+    low.buckets.put("k" as KeyString, Buffer.from("from-low"));
+    const strip = (cs: ReturnType<typeof low.buckets.commit>) => (stripDeps ? cs.map(({ bucket, bytes }) => ({ bucket, bytes })) : cs);
+    const write = (key: string, value: string) => ({ key: key as KeyString, value: Buffer.from(value), lease: 0 });
+    return [
+      { actor: high.actor, seq: 1, changes: strip(high.buckets.commit()), writes: [write("k", "from-high")] },
+      { actor: low.actor, seq: 1, changes: strip(low.buckets.commit()), writes: [write("k", "from-low")] },
+    ];
+  }
+
+  for (const stripDeps of [false, true]) {
+    test(`a merge that resolves away from the last write gets its own revision${stripDeps ? " (changes without deps and hash)" : ""}`, async () => {
+      const { backend, frontends } = await start(store);
+      // The greater actor's write arrives first, so the last write (from-low) is not the CRDT's winner.
+      backend.submit(concurrentWrites(stripDeps));
+      await backend.close();
+      expect(backend.revision).toBe(R + 3); // two writes and the merge entry
+      expect(text(backend.replica.mvcc.get("k")!.value)).toBe("from-high");
+      expect(text(backend.replica.buckets.get("k" as KeyString)!)).toBe("from-high");
+      for (const f of frontends) expect(await read(f, "k")).toBe("from-high");
+      expect(await read(frontends[0], "k", R + 2)).toBe("from-low");
+    });
+  }
+
+  test("changes that extend the document are applied without loading it", async () => {
+    const { backend, frontends } = await start(store);
+    for (let i = 0; i < 20; i++) await frontends[i % FRONTENDS].execute(put(`key-${i}`, `v${i}`), 0);
+    expect(backend.revision).toBe(R + 20); // no merge entries
+    expect(backend.replica.buckets.loads).toBe(0); // stored as bytes and chunks only, never loaded
+    expect(backend.replica.buckets.loaded).toBe(0);
+    for (let i = 0; i < 20; i++) expect(text(backend.replica.buckets.get(`key-${i}` as KeyString)!)).toBe(`v${i}`);
+    await backend.close();
+  });
 });

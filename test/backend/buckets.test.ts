@@ -1,5 +1,6 @@
 import fc from "fast-check";
-import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, bucketOf } from "../../src/backend/buckets";
+import * as A from "@automerge/automerge";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, FOLD_AT, bucketOf } from "../../src/backend/buckets";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
@@ -220,5 +221,80 @@ describe("lazy loading", () => {
     lazy.applyRemote(original.commit());
     expect(lazy.loaded).toBe(1);
     expect(read(lazy, key)).toBe("last");
+  });
+});
+
+describe("commits carry their dependencies and hash", () => {
+  test("deps are the heads before the change and hash is the change's own, as Automerge decodes them", () => {
+    const set = new BucketSet(ACTOR_A);
+    const key = findKeyInBucket(3);
+    let heads: string[] = [];
+    for (const v of ["1", "2", "3"]) {
+      set.put(key, value(v));
+      set.put(sameBucketAs(key), value(v)); // two writes to one bucket: still one change
+      const [change, ...rest] = set.commit();
+      expect(rest).toEqual([]);
+      const decoded = A.decodeChange(change.bytes);
+      expect([change.deps, change.hash]).toEqual([decoded.deps, decoded.hash]);
+      expect(change.deps).toEqual(heads);
+      heads = [change.hash!];
+    }
+  });
+});
+
+describe("stored mode (the backend)", () => {
+  const authorIn = (bucket: number) => {
+    const author = new BucketSet(ACTOR_A);
+    const key = findKeyInBucket(bucket);
+    return { key, write: (v: string) => { author.put(key, value(v)); return author.commit(); } };
+  };
+
+  test("applied changes are appended without loading; a read loads, settle stores again", () => {
+    const { key, write } = authorIn(11);
+    const stored = new BucketSet(ACTOR_B, undefined, false);
+    for (let i = 0; i < 5; i++) stored.applyRemote(write(`v${i}`));
+    expect([stored.loads, stored.loaded]).toEqual([0, 0]);
+    expect(read(stored, key)).toBe("v4");
+    expect([stored.loads, stored.loaded]).toEqual([1, 1]);
+    stored.settle();
+    expect(stored.loaded).toBe(0);
+    stored.applyRemote(write("after"));
+    expect(stored.loads).toBe(1);
+    expect(read(stored, key)).toBe("after");
+  });
+
+  test("saved bytes are the document and its chunks joined, and load anywhere", () => {
+    const { key, write } = authorIn(12);
+    const stored = new BucketSet(ACTOR_B, undefined, false);
+    stored.applyRemote(write("one"));
+    const first = stored.save(12)!;
+    stored.applyRemote(write("two"));
+    stored.applyRemote(write("three"));
+    const joined = stored.save(12)!;
+    expect(joined.byteLength).toBeGreaterThan(first.byteLength);
+    expect(stored.loads).toBe(0);
+    const fresh = new BucketSet(ACTOR_C);
+    fresh.load(12, joined);
+    expect(read(fresh, key)).toBe("three");
+  });
+
+  test(`chunks are folded into saved bytes every ${FOLD_AT}, keeping every value`, () => {
+    const { key, write } = authorIn(13);
+    const stored = new BucketSet(ACTOR_B, undefined, false);
+    for (let i = 0; i < FOLD_AT - 1; i++) stored.applyRemote(write(`v${i}`));
+    expect(stored.loads).toBe(0);
+    stored.applyRemote(write("folded"));
+    expect([stored.loads, stored.loaded]).toEqual([1, 0]); // loaded once to fold, then stored again
+    stored.applyRemote(write("next"));
+    expect(read(stored, key)).toBe("next");
+  });
+
+  test("heads are read from the document: [] for none, the last change's hash after a linear history", () => {
+    const { write } = authorIn(14);
+    const stored = new BucketSet(ACTOR_B, undefined, false);
+    expect(stored.heads(14)).toEqual([]);
+    const [c] = write("x");
+    stored.applyRemote([c]);
+    expect(stored.heads(14)).toEqual([c.hash]);
   });
 });

@@ -7,12 +7,10 @@ import { KeyValue, MvccStore } from "../backend/mvcc";
 import { KeyString } from "../persist/encoding";
 import { Write } from "../persist/records";
 
-/** Stand-in revision for a write whose revision the backend has not assigned yet. */
-const UNASSIGNED = -1;
-
 export class TxnView {
   readonly writes = new Map<KeyString, Write>();
-  private readonly unassigned: KeyValue[] = [];
+  /** Kvs shown to this request with a stand-in revision, and whether they are its creations. */
+  private readonly unassigned: { kv: KeyValue; created: boolean }[] = [];
 
   /** `leaseExists`: whether a Put may name this lease. */
   constructor(readonly mvcc: MvccStore, readonly leaseExists: (id: number) => boolean = () => false) {}
@@ -47,23 +45,31 @@ export class TxnView {
 
   /** Fills in the revision of results that showed this request's own writes. */
   assign(rev: number): void {
-    for (const kv of this.unassigned) {
+    for (const { kv, created } of this.unassigned) {
       kv.mod = rev;
-      if (kv.create === UNASSIGNED) kv.create = rev;
+      if (created) kv.create = rev;
     }
   }
 
+  /**
+   * A kv of this request's own write. Until the backend assigns the
+   * request's revision it stands in as the next revision: the real one is
+   * above every revision in the store too, so sorting and filtering on
+   * create or mod revision inside the Txn order it after every stored key,
+   * as etcd does (a lock's "oldest waiter" read right after its own put).
+   */
   private pendingKv(key: KeyString, w: Write): KeyValue {
     const before = this.mvcc.get(key);
+    const next = this.mvcc.rev + 1;
     const kv: KeyValue = {
       key,
-      create: before ? before.create : UNASSIGNED,
-      mod: UNASSIGNED,
+      create: before ? before.create : next,
+      mod: next,
       version: (before?.version ?? 0) + 1,
       value: w.value!,
       lease: w.lease,
     };
-    this.unassigned.push(kv);
+    this.unassigned.push({ kv, created: !before });
     return kv;
   }
 }

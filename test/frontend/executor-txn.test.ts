@@ -88,6 +88,23 @@ describe("Txn execution", () => {
     expect(backend.envelopes).toBe(2);
   });
 
+  test("the txn's own writes sort and filter as the newest revision (a lock's oldest-waiter read after its put)", async () => {
+    await backend.putAll([["lock/a", ""], ["lock/c", "old"]]);
+    const oldest = { rangeEnd: "lock0", sortTarget: "CREATE", sortOrder: "ASCEND", limit: 1 } as const;
+    const result = await backend.txn({
+      success: [
+        op.put("lock/b", ""), op.put("lock/c", "new"), op.range("lock/", oldest),
+        op.range("lock/", { rangeEnd: "lock0", sortTarget: "MOD", sortOrder: "DESCEND" }),
+        op.range("lock/", { rangeEnd: "lock0", minCreateRevision: 2 }),
+      ],
+    });
+    expect(result.revision).toBe(3);
+    const [, , first, byMod, created] = result.result.responses.map((r) => ("range" in r ? r.range.kvs.map(kvOf) : []));
+    expect(first).toEqual([{ key: "lock/a", create: 1, mod: 1, version: 1, value: "", lease: 0 }]);
+    expect(byMod.map((kv) => [kv!.key, kv!.mod])).toEqual([["lock/b", 3], ["lock/c", 3], ["lock/a", 1]]);
+    expect(created.map((kv) => [kv!.key, kv!.create])).toEqual([["lock/b", 3], ["lock/c", 2]]);
+  });
+
   test("DeleteRange with prev_kv inside a txn returns the deleted kvs", async () => {
     await backend.putAll([["d1", "1"], ["d2", "2"]]);
     const result = await backend.txn({ success: [op.deleteRange("d", "e", true)] });

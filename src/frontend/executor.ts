@@ -209,10 +209,19 @@ export function hashKV(mvcc: MvccStore, revision: number): HashKVResult {
     hash = crc32(lengthPrefix(key.length), hash);
     hash = crc32(key, hash);
     hash = crc32(lengthPrefix(kv.value.length), hash);
-    hash = crc32(kv.value, hash);
+    hash = crc32Chained(kv.value, hash);
     hash = crc32(lease, hash);
   }
   return { hash, compactRevision: mvcc.compactRev };
+}
+
+/**
+ * crc32 continued over `data`. Node's zlib.crc32 returns 0, not `crc`, for an
+ * empty array without a backing store (an empty value that came through
+ * postMessage or from Level), which would drop everything hashed before it.
+ */
+function crc32Chained(data: Uint8Array, crc: number): number {
+  return data.length === 0 ? crc : crc32(data, crc);
 }
 
 function lengthPrefix(n: number): Buffer {

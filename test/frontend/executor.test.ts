@@ -1,5 +1,8 @@
 import { FakeBackend, kvSummary as kvOf, errorCode, op, text } from "../helpers/frontend";
 import { SortTarget } from "../../src/frontend/requests";
+import { hashKV } from "../../src/frontend/executor";
+import { MvccStore } from "../../src/backend/mvcc";
+import { KeyString } from "../../src/persist/encoding";
 
 let backend: FakeBackend;
 beforeEach(() => { backend = new FakeBackend(); });
@@ -183,5 +186,17 @@ describe("Range sorting", () => {
     expect(await tied("VALUE", "DESCEND")).toEqual(["t1", "t2", "t3"]);
     expect(await tied("MOD", "ASCEND")).toEqual(["t1", "t2", "t3"]);
     expect(await tied("KEY", "DESCEND")).toEqual(["t3", "t2", "t1"]);
+  });
+});
+
+describe("hashKV", () => {
+  test("every key before an empty value counts (an empty array without a backing store, as postMessage and Level give)", () => {
+    const hashWith = (first: string): number => {
+      const mvcc = new MvccStore();
+      mvcc.apply(1, [{ key: "a" as KeyString, value: Buffer.from(first), lease: 0 }]);
+      mvcc.apply(2, [{ key: "b" as KeyString, value: new Uint8Array(new ArrayBuffer(0)), lease: 0 }]);
+      return hashKV(mvcc, 0).hash;
+    };
+    expect(hashWith("one")).not.toBe(hashWith("two"));
   });
 });

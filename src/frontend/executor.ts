@@ -19,6 +19,7 @@ import { Replica, AppliedEntry } from "../backend/replica";
 import { bucketOf } from "../backend/buckets";
 import { Envelope } from "../backend/backend";
 import { crc32 } from "node:zlib";
+import { crc32Chained } from "../persist/records";
 import { KeyValue, MvccStore, RANGE_END_ALL } from "../backend/mvcc";
 import { KeyString, keyToBytes } from "../persist/encoding";
 import { validateRequest } from "./validate";
@@ -215,14 +216,6 @@ export function hashKV(mvcc: MvccStore, revision: number): HashKVResult {
   return { hash, compactRevision: mvcc.compactRev };
 }
 
-/**
- * crc32 continued over `data`. Node's zlib.crc32 returns 0, not `crc`, for an
- * empty array without a backing store (an empty value that came through
- * postMessage or from Level), which would drop everything hashed before it.
- */
-function crc32Chained(data: Uint8Array, crc: number): number {
-  return data.length === 0 ? crc : crc32(data, crc);
-}
 
 function lengthPrefix(n: number): Buffer {
   const b = Buffer.allocUnsafe(4);

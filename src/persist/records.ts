@@ -100,6 +100,15 @@ export function decodeRecord(bytes: Uint8Array, what: string): ChangeRecord {
   return { rev, changes, writes };
 }
 
+/**
+ * crc32 continued over `data`. Node's zlib.crc32 returns 0, not `crc`, for an
+ * empty array without a backing store (an empty value that came through
+ * postMessage or from Level), which would drop everything hashed before it.
+ */
+export function crc32Chained(data: Uint8Array, crc: number): number {
+  return data.length === 0 ? crc : crc32(data, crc);
+}
+
 /** A checksummed blob (bucket documents, key histories, metadata). */
 export function sealBlob(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(4 + body.byteLength);

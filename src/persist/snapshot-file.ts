@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
+import { crc32Chained } from "./records";
 import { Store } from "./store";
 import { MergekvError } from "../errors";
 import { encodeU64, decodeU64 } from "./encoding";
@@ -34,7 +35,7 @@ export async function* snapshotChunks(store: Store): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const add = (b: Buffer) => {
-    crc = crc32(b, crc);
+    crc = crc32Chained(b, crc);
     sha.update(b);
     pending.push(b);
     pendingBytes += b.length;

@@ -1,6 +1,11 @@
+import { promises as fs } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { LevelStore } from "../../src/persist/level-store";
 import { MemoryStore } from "../../src/persist/memory-store";
 import { restoreSnapshot, snapshotChunks, snapshotEntries } from "../../src/persist/snapshot-file";
 import { MergekvError } from "../../src/errors";
+import { Store } from "../../src/persist/store";
 
 async function storeWith(n: number): Promise<MemoryStore> {
   const s = new MemoryStore();
@@ -9,7 +14,7 @@ async function storeWith(n: number): Promise<MemoryStore> {
   return s;
 }
 
-async function fileOf(s: MemoryStore): Promise<Buffer> {
+async function fileOf(s: Store): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of snapshotChunks(s)) chunks.push(c);
   return Buffer.concat(chunks);
@@ -44,4 +49,24 @@ test("damaged, truncated or foreign files are Corrupt; a non-empty target is ref
   expect(written).toBe(0);
   await restoreSnapshot(file, target);
   await expect(restoreSnapshot(file, target)).rejects.toThrow(/not empty/);
+});
+
+test("empty values read back from Level (zero-byte buffers without a backing store) keep the file's crc right", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "mergekv-snapfile-"));
+  const source = new LevelStore(dir);
+  await source.open();
+  try {
+    await source.batch([
+      { type: "put", key: Buffer.from("a"), value: Buffer.from("before") },
+      { type: "put", key: Buffer.from("b"), value: Buffer.alloc(0) },
+      { type: "put", key: Buffer.from("c"), value: Buffer.from("after") },
+    ], true);
+    const target = new MemoryStore();
+    await target.open();
+    expect(await restoreSnapshot(await fileOf(source), target)).toBe(3);
+    expect((await target.get(Buffer.from("b")))?.length).toBe(0);
+  } finally {
+    await source.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

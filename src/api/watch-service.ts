@@ -59,7 +59,7 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
         stopping?.removeEventListener("abort", stop);
       };
       const timer = setInterval(() => {
-        for (const id of progress) if (watches.get(id)?.synced) write({ watch_id: String(id) });
+        for (const id of progress) if (watches.get(id)?.synced) write({ watch_id: id });
       }, progressIntervalMs);
       timer.unref();
       stopping?.addEventListener("abort", stop);
@@ -79,15 +79,15 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
           while (watches.has(nextId)) nextId++;
           id = nextId++;
         } else if (watches.has(id)) {
-          write({ watch_id: String(id), created: true, canceled: true, cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream" });
+          write({ watch_id: id, created: true, canceled: true, cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream" });
           return;
         }
         if (watches.size >= WATCHES_PER_STREAM_MAX) {
-          write({ watch_id: String(id), created: true, canceled: true, cancel_reason: `mergekv: more than ${WATCHES_PER_STREAM_MAX} watches on one stream` });
+          write({ watch_id: id, created: true, canceled: true, cancel_reason: `mergekv: more than ${WATCHES_PER_STREAM_MAX} watches on one stream` });
           return;
         }
         const filters: string[] = r.filters ?? [];
-        write({ watch_id: String(id), created: true });
+        write({ watch_id: id, created: true });
         if (r.progress_notify) progress.add(id);
         let canceled = false;
         const w = hub.add(
@@ -100,12 +100,12 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
             noDelete: filters.includes("Nodelete"),
           },
           {
-            send: (events, revision) => write({ watch_id: String(id), events: events.map(toEvent) }, revision),
+            send: (events, revision) => write({ watch_id: id, events: events.map(toEvent) }, revision),
             cancel: (reason, compactRevision) => {
               canceled = true;
               watches.delete(id);
               progress.delete(id);
-              write({ watch_id: String(id), canceled: true, cancel_reason: reason, compact_revision: String(compactRevision) });
+              write({ watch_id: id, canceled: true, cancel_reason: reason, compact_revision: compactRevision });
             },
           },
         );
@@ -122,7 +122,7 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
             hub.remove(w);
             watches.delete(id);
             progress.delete(id);
-            write({ watch_id: String(id), canceled: true });
+            write({ watch_id: id, canceled: true });
           } else if (req.progress_request) write({ watch_id: "-1" });
         } catch (e) {
           engine.onInternalError(e);

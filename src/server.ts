@@ -194,6 +194,7 @@ export class MergekvServer implements Engine {
       snapshotCount: this.opts.snapshotCount,
       repair: this.opts.repair,
       broadcast: (m) => this.pool.broadcast(m),
+      revokeKeys: (keys, lease) => this.pool.execute({ kind: "revokeKeys", req: { keys, lease } }).then((r) => Math.max(r.revision, this.backend.revision)),
       onEvents: (events, rev) => this.watches.publish(events, rev),
       log,
     });

@@ -59,6 +59,13 @@ export interface BackendOptions {
   broadcast?: (m: BackendMessage) => void;
   /** Revoke leases whose TTL ran out, once startLeaseExpiry is called (off for offline tools). Default on. */
   expireLeases?: boolean;
+  /**
+   * Deletes a revoked lease's keys that are still attached to it, as one write
+   * request executed by a frontend (which holds the keys' documents); resolves
+   * with its revision. Unset (offline tools, tests without frontends): the
+   * backend authors the deletion itself, loading each key's document.
+   */
+  revokeKeys?: (keys: KeyString[], lease: number) => Promise<number>;
   /** Durable events, in revision order, up to `rev` (watches). */
   onEvents?: (events: MvccEvent[], rev: number) => void;
   log?: (line: string) => void;

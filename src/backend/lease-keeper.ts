@@ -8,6 +8,7 @@ import { MergekvError, assert } from "../errors";
 import { LeaseTable } from "./leases";
 import { RANGE_END_ALL } from "./mvcc";
 import type { Backend, BackendOptions } from "./backend";
+import { KeyString } from "../persist/encoding";
 
 /** How often lease expiry is checked. */
 export const LEASE_CHECK_INTERVAL_MS = 250;
@@ -77,7 +78,8 @@ export class LeaseKeeper {
     // Queued now, ahead of any later grant of this id. A crash before the keys' deletion is
     // durable leaves them without a lease: restore() deletes them at the next start.
     const recordDeleted = this.log.deleteLease(id);
-    const rev = await this.backend.deleteAuthored([...lease.keys]);
+    const keys = [...lease.keys] as KeyString[];
+    const rev = await (this.opts.revokeKeys && keys.length > 0 ? this.opts.revokeKeys(keys, id) : this.backend.deleteAuthored(keys));
     await recordDeleted;
     return rev;
   }

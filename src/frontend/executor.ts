@@ -27,7 +27,7 @@ import { TxnView, inRange } from "./txn-view";
 import { MergekvError } from "../errors";
 import {
   Compare, DeleteRangeRequest, DeleteRangeResult, HashKVResult, KvRequest, KvResult, OpResult, PutRequest, PutResult,
-  RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult,
+  RangeRequest, RangeResult, RequestOp, RevokeKeysRequest, RevokeKeysResult, TxnRequest, TxnResult,
 } from "./requests";
 
 export interface Executed {
@@ -129,6 +129,7 @@ export class Executor {
       case "txn": return runTxn(view, r.req);
       case "range": return runRange(view, r.req);
       case "hashKV": return hashKV(this.mvcc, r.req.revision);
+      case "revokeKeys": return runRevokeKeys(view, r.req);
     }
   }
 
@@ -237,6 +238,7 @@ function candidateBuckets(mvcc: MvccStore, r: KvRequest): number[] {
   if (r.kind === "put") addOp({ put: r.req });
   else if (r.kind === "deleteRange") addOp({ deleteRange: r.req });
   else if (r.kind === "txn") addOp({ txn: r.req });
+  else if (r.kind === "revokeKeys") for (const k of r.req.keys) out.push(bucketOf(k));
   return out;
 }
 
@@ -258,6 +260,10 @@ function readSet(r: KvRequest): ((k: string) => boolean) | null {
   if (r.kind === "put") addOp({ put: r.req });
   else if (r.kind === "deleteRange") addOp({ deleteRange: r.req });
   else if (r.kind === "txn") addTxn(r.req);
+  else if (r.kind === "revokeKeys") {
+    const keys = new Set<string>(r.req.keys);
+    return (k) => keys.has(k);
+  }
   if (ranges.length === 0) return null;
   return (k) => ranges.some(([key, end]) => inRange(k, key, end));
 }
@@ -305,6 +311,16 @@ function runPut(view: TxnView, r: PutRequest): PutResult {
   if (!r.ignoreLease && r.lease !== 0 && !view.leaseExists(r.lease)) throw new MergekvError("LeaseNotFound");
   view.put(r.key, r.ignoreValue ? prev!.value : r.value, r.ignoreLease ? prev!.lease : r.lease);
   return r.prevKv && prev ? { prevKv: prev } : {};
+}
+
+function runRevokeKeys(view: TxnView, r: RevokeKeysRequest): RevokeKeysResult {
+  let deleted = 0;
+  for (const key of r.keys) {
+    if (view.get(key)?.lease !== r.lease) continue; // deleted or re-put meanwhile: no longer the lease's
+    view.delete(key);
+    deleted++;
+  }
+  return { deleted };
 }
 
 function runDelete(view: TxnView, r: DeleteRangeRequest): DeleteRangeResult {

@@ -19,12 +19,18 @@ export type ResponseItem =
   | { id: number; ok: true; revision: number; result: KvResult }
   | { id: number; ok: false; error: WireError };
 
+/** A lease granted (exists) or revoked; kept in order, as an id may be revoked and granted again. */
+export interface LeaseChange {
+  id: number;
+  exists: boolean;
+}
+
 export type ToFrontend =
   | { type: "init"; index: number; frontends: number; bootstrap: Bootstrap }
-  | { type: "requests"; items: RequestItem[] }
+  /** `leases`: grants and revocations since the last message, applied before the items. */
+  | { type: "requests"; items: RequestItem[]; leases?: LeaseChange[] }
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
-  | { type: "leases"; granted: number[]; revoked: number[] }
   /** Answer to a "fetch": current bytes of bucket documents (null: none yet). */
   | { type: "buckets"; id: number; docs: [number, Uint8Array | null][] }
   | { type: "stop" };

@@ -14,7 +14,7 @@ import { Bootstrap } from "../backend/replica";
 import { bucketOf, ownerOf } from "../backend/buckets";
 import { AppliedEntry } from "../backend/replica";
 import { MergekvError, fromWireError } from "../errors";
-import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
+import { FromFrontend, LeaseChange, Outbox, RequestItem, ToFrontend } from "./messages";
 import { KvRequest, KvResult } from "./requests";
 
 export interface Executed {
@@ -31,6 +31,12 @@ interface Waiting {
 export class FrontendPool {
   private readonly workers: Worker[] = [];
   private readonly outboxes: Outbox<RequestItem>[] = [];
+  /**
+   * Lease grants and revocations per frontend, sent with its next requests
+   * message (one per turn, however many leases changed); ahead of requests
+   * queued after them, so a revoke's key deletion finds the lease gone.
+   */
+  private readonly leaseUpdates: (LeaseChange[] | null)[] = [];
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   private nextReader = 0;
@@ -46,7 +52,12 @@ export class FrontendPool {
     for (let i = 0; i < this.size; i++) {
       const w = new Worker(script);
       this.workers.push(w);
-      this.outboxes.push(new Outbox((items) => this.post(i, { type: "requests", items })));
+      this.leaseUpdates.push(null);
+      this.outboxes.push(new Outbox((items) => {
+        const leases = this.leaseUpdates[i];
+        this.leaseUpdates[i] = null;
+        this.post(i, leases ? { type: "requests", items, leases } : { type: "requests", items });
+      }));
       ready.push(new Promise((resolve, reject) => {
         w.on("message", (m: FromFrontend) => {
           if (m.type === "ready") {
@@ -79,7 +90,12 @@ export class FrontendPool {
   /** Backend fan-out: every frontend gets every entry, in order, with its own buckets' changes. */
   broadcast(m: BackendMessage): void {
     for (let i = 0; i < this.workers.length; i++) {
-      this.post(i, m.type === "applied" ? { type: "applied", entries: this.ownedEntries(i, m.entries) } : m);
+      if (m.type === "leases") {
+        const changes = (this.leaseUpdates[i] ??= []);
+        for (const id of m.granted) changes.push({ id, exists: true });
+        for (const id of m.revoked) changes.push({ id, exists: false });
+        this.outboxes[i].ping();
+      } else this.post(i, m.type === "applied" ? { type: "applied", entries: this.ownedEntries(i, m.entries) } : m);
     }
   }
 
@@ -123,7 +139,7 @@ export class FrontendPool {
   /** Executes a KV request on the frontend that routing picks. */
   execute(request: KvRequest): Promise<Executed> {
     if (this.stopping) return Promise.reject(new MergekvError("Unavailable"));
-    const write = request.kind === "put" || request.kind === "deleteRange" || request.kind === "txn";
+    const write = request.kind === "put" || request.kind === "deleteRange" || request.kind === "txn" || request.kind === "revokeKeys";
     const target = write ? ownerOf(bucketOf(routingKey(request)), this.size) : this.nextReader++ % this.size;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -145,6 +161,7 @@ export function routingKey(r: KvRequest): string {
     case "deleteRange": return r.req.key;
     case "range": return r.req.key;
     case "hashKV": return "";
+    case "revokeKeys": return r.req.keys[0] ?? "";
     case "txn": {
       if (r.req.compare.length > 0) return r.req.compare[0].key;
       const op = r.req.success[0] ?? r.req.failure[0];

@@ -107,9 +107,25 @@ export type KvRequest =
   | { kind: "hashKV"; req: HashKVRequest }
   | { kind: "put"; req: PutRequest }
   | { kind: "deleteRange"; req: DeleteRangeRequest }
-  | { kind: "txn"; req: TxnRequest };
+  | { kind: "txn"; req: TxnRequest }
+  | { kind: "revokeKeys"; req: RevokeKeysRequest };
 
-export type KvResult = RangeResult | PutResult | DeleteRangeResult | TxnResult | HashKVResult;
+export type KvResult = RangeResult | PutResult | DeleteRangeResult | TxnResult | HashKVResult | RevokeKeysResult;
+
+/**
+ * Internal (no gRPC request maps to it): deletes, as one write request, every
+ * key of `keys` still attached to `lease`. A revoked or expired lease's keys
+ * are deleted this way by the frontend that owns them, which holds their
+ * documents, instead of the backend loading one document per key.
+ */
+export interface RevokeKeysRequest {
+  keys: KeyString[];
+  lease: number;
+}
+
+export interface RevokeKeysResult {
+  deleted: number;
+}
 
 /** etcd's limit on operations in one Txn (each of compare, success, failure). */
 export const TXN_OPS_MAX = 128;

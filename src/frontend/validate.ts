@@ -13,6 +13,7 @@ export function validateRequest(r: KvRequest): void {
     case "deleteRange": return checkDelete(r.req);
     case "txn": return checkTxn(r.req);
     case "hashKV": return;
+    case "revokeKeys": return;
   }
 }
 

@@ -43,6 +43,7 @@ function handle(m: ToFrontend): void {
       return;
     }
     case "requests":
+      if (m.leases) for (const l of m.leases) executor!.onLeases(l.exists ? [l.id] : [], l.exists ? [] : [l.id]);
       for (const item of m.items) {
         executor!.execute(item.request, item.minRev).then(
           (r) => responses.push({ id: item.id, ok: true, revision: r.revision, result: r.result }),
@@ -58,9 +59,6 @@ function handle(m: ToFrontend): void {
     case "buckets":
       fetches.get(m.id)?.(m.docs);
       fetches.delete(m.id);
-      return;
-    case "leases":
-      executor!.onLeases(m.granted, m.revoked);
       return;
     case "compact":
       executor!.onCompact(m.rev);

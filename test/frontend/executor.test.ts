@@ -1,4 +1,4 @@
-import { FakeBackend, kvSummary as kvOf, errorCode, op, text } from "../helpers/frontend";
+import { FakeBackend, kvSummary as kvOf, errorCode, key, op, text } from "../helpers/frontend";
 import { SortTarget } from "../../src/frontend/requests";
 import { hashKV } from "../../src/frontend/executor";
 import { MvccStore } from "../../src/backend/mvcc";
@@ -198,5 +198,33 @@ describe("hashKV", () => {
       return hashKV(mvcc, 0).hash;
     };
     expect(hashWith("one")).not.toBe(hashWith("two"));
+  });
+});
+
+describe("revokeKeys (a revoked lease's keys, deleted by the frontend that holds them)", () => {
+  test("deletes, at one revision, exactly the keys still attached to the lease", async () => {
+    backend.executor.onLeases([7, 8], []);
+    await backend.put("a", "1", { lease: 7 });
+    await backend.put("b", "2", { lease: 7 });
+    await backend.put("moved", "3", { lease: 7 });
+    await backend.put("moved", "4", { lease: 8 }); // re-attached to another lease since
+    await backend.put("plain", "5"); // never attached
+    const before = backend.envelopes;
+    const keys = ["a", "b", "moved", "plain", "gone"].map(key);
+    const r = await backend.executor.execute({ kind: "revokeKeys", req: { keys, lease: 7 } }, backend.revision);
+    expect(r.result).toEqual({ deleted: 2 });
+    expect(backend.envelopes).toBe(before + 1); // one write request: one revision
+    expect(r.revision).toBe(backend.revision);
+    for (const k of ["a", "b"]) expect((await backend.range(k)).result.count).toBe(0);
+    expect(kvOf((await backend.range("moved")).result.kvs[0])).toMatchObject({ value: "4", lease: 8 });
+    expect((await backend.range("plain")).result.count).toBe(1);
+  });
+
+  test("with none of the keys attached any more it writes nothing", async () => {
+    backend.executor.onLeases([7], []);
+    await backend.put("a", "1");
+    const before = backend.envelopes;
+    const r = await backend.executor.execute({ kind: "revokeKeys", req: { keys: [key("a")], lease: 7 } }, backend.revision);
+    expect([r.result, backend.envelopes]).toEqual([{ deleted: 0 }, before]);
   });
 });

@@ -14,7 +14,7 @@ import { Store } from "./persist/store";
 import { loadServices } from "./api/proto";
 import { HeaderSource, TRANSPORT_BYTES_MAX } from "./api/rpc";
 import { clusterService, kvService, maintenanceService } from "./api/services";
-import { watchService } from "./api/watch-service";
+import { watchService, WatchEncoder } from "./api/watch-service";
 import { leaseService } from "./api/lease-service";
 import { WatchHub } from "./backend/watch-hub";
 import { Alarms } from "./backend/alarms";
@@ -222,7 +222,7 @@ export class MergekvServer implements Engine {
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
-    server.addService(services.Watch, watchService(this, this.watches, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
+    server.addService(services.Watch, watchService(this, this.watches, services.Watch.Watch.responseSerialize as WatchEncoder, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
     server.addService(services.Lease, leaseService(this, this.stopping.signal));
     server.addService(services.Auth, authService(this));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive

@@ -42,11 +42,16 @@ export function loadServices(): EtcdServices {
   };
 }
 
-/** Wraps each method's deserializer to record the message's size. */
+/**
+ * Wraps each method's deserializer to record the message's size, and its
+ * serializer to send a Buffer as it is: an already-encoded response (the
+ * watch fan-out encodes an event once for all its watchers).
+ */
 function measured(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [name, method] of Object.entries(service)) {
     const deserialize = method.requestDeserialize;
+    const serialize = method.responseSerialize;
     out[name] = {
       ...method,
       requestDeserialize: (buf: Buffer) => {
@@ -54,6 +59,7 @@ function measured(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
         wireSize.set(req, buf.length);
         return req;
       },
+      responseSerialize: (res: object) => (Buffer.isBuffer(res) ? res : serialize(res)),
     };
   }
   return out as grpc.ServiceDefinition;

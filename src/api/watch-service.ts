@@ -15,17 +15,34 @@ import { MergekvError } from "../errors";
 export const PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 /** Watches one stream may hold: bounds what one client can make the server track. */
 export const WATCHES_PER_STREAM_MAX = 10_000;
+/**
+ * Event bytes one stream may have queued for its client before its watchers
+ * stop taking live events (they catch up from history once it is half
+ * drained). Per stream, not per message: one put can make a response for
+ * each of hundreds of watchers on one stream.
+ */
+export const WATCH_STREAM_BUFFER_BYTES = 64 << 10;
 
 
-/** Wire form of each event, built once however many watchers it goes to (events are never mutated). */
-const wireEvents = new WeakMap<MvccEvent, Wire>();
+/** Encodes a WatchResponse (the service's own serializer). */
+export type WatchEncoder = (m: Wire) => Buffer;
 
-function toEvent(e: MvccEvent): Wire {
-  let out = wireEvents.get(e);
+/**
+ * Each event encoded once, however many watchers it goes to (events are never
+ * mutated): the bytes of a WatchResponse holding just that event, i.e. one
+ * element of its repeated `events` field. Protobuf messages concatenate, so a
+ * watcher's response is its own header and watch id, encoded, followed by
+ * these bytes for each of its events.
+ */
+const encodedEvents = new WeakMap<MvccEvent, Buffer>();
+
+function encodedEvent(e: MvccEvent, encode: WatchEncoder): Buffer {
+  let out = encodedEvents.get(e);
   if (!out) {
-    out = { type: e.type === "put" ? "Put" : "Delete", kv: fromKv(e.kv) };
-    if (e.prev) out.prev_kv = fromKv(e.prev);
-    wireEvents.set(e, out);
+    const wire: Wire = { type: e.type === "put" ? "Put" : "Delete", kv: fromKv(e.kv) };
+    if (e.prev) wire.prev_kv = fromKv(e.prev);
+    out = encode({ events: [wire] });
+    encodedEvents.set(e, out);
   }
   return out;
 }
@@ -36,7 +53,7 @@ function toEvent(e: MvccEvent): Wire {
  * do, so clients resume elsewhere or later; a graceful shutdown would
  * otherwise wait for streams that never end on their own.
  */
-export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
+export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
   if (stopping) setMaxListeners(0, stopping); // one listener per open stream, removed when it closes
   return {
     Watch: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
@@ -57,6 +74,21 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
         watches.clear();
         clearInterval(timer);
         stopping?.removeEventListener("abort", stop);
+      };
+      // Bytes written to the stream and not yet handed on to HTTP/2 (whose own window is the client's).
+      let buffered = 0;
+      let full = false;
+      const sendEvents = (bytes: Buffer): boolean => {
+        buffered += bytes.length;
+        call.write(bytes as unknown as Wire, () => {
+          buffered -= bytes.length;
+          if (full && buffered <= WATCH_STREAM_BUFFER_BYTES / 2) {
+            full = false;
+            for (const w of watches.values()) hub.resume(w);
+          }
+        });
+        if (buffered > WATCH_STREAM_BUFFER_BYTES) full = true;
+        return !full;
       };
       const timer = setInterval(() => {
         for (const id of progress) if (watches.get(id)?.synced) write({ watch_id: id });
@@ -100,7 +132,10 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
             noDelete: filters.includes("Nodelete"),
           },
           {
-            send: (events, revision) => write({ watch_id: id, events: events.map(toEvent) }, revision),
+            send: (events, revision) => {
+              const head = encode({ header: header(engine.headers, revision), watch_id: id });
+              return sendEvents(Buffer.concat([head, ...events.map((e) => encodedEvent(e, encode))]));
+            },
             cancel: (reason, compactRevision) => {
               canceled = true;
               watches.delete(id);
@@ -128,9 +163,6 @@ export function watchService(engine: Engine, hub: WatchHub, progressIntervalMs =
           engine.onInternalError(e);
           call.emit("error", toServiceError(e)); // destroy() would end the stream without a status: the client would hang
         }
-      });
-      call.on("drain", () => {
-        for (const w of watches.values()) hub.resume(w);
       });
       call.on("end", () => { closeAll(); call.end(); });
       call.on("cancelled", closeAll);

@@ -14,8 +14,9 @@
 import { randomBytes } from "node:crypto";
 import { Replica, AppliedEntry, Bootstrap } from "./replica";
 import { MvccEvent } from "./mvcc";
-import { LeaseTable } from "./leases";
+import { LeaseChange, LeaseTable } from "./leases";
 import { LeaseKeeper } from "./lease-keeper";
+import { Reconciler } from "./reconciler";
 import { applyBatch, snapshots } from "../metrics";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
 import { ChangeLog, Meta } from "../persist/changelog";
@@ -43,7 +44,7 @@ export interface Envelope {
 export type BackendMessage =
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
-  | { type: "leases"; granted: number[]; revoked: number[] };
+  | { type: "leases"; changes: LeaseChange[] };
 
 export { LEASE_CHECK_INTERVAL_MS } from "./lease-keeper";
 
@@ -91,8 +92,7 @@ export class Backend {
   /** Records since the last snapshot: (Level key, revision). */
   private uncovered: { key: Buffer; rev: number }[] = [];
   private dirtyBuckets = new Set<number>();
-  /** Each bucket's heads as of the last applied change, where known (see concurrentBuckets). */
-  private readonly heads = new Map<number, string[]>();
+  private readonly reconciler: Reconciler;
   private snapshotRunning: Promise<SnapshotReport> | null = null;
   private closed = false;
   readonly leases = new LeaseTable();
@@ -105,6 +105,7 @@ export class Backend {
     this.meta = meta;
     this.replica = new Replica(randomBytes(16).toString("hex") as ActorId, { trackDirty: true, resident: false });
     this.replica.bootstrap(bootstrap);
+    this.reconciler = new Reconciler(this.replica);
     this.bootstrapData = bootstrap;
     this.replica.mvcc.takeDirty();
     if (meta.rev > this.replica.mvcc.rev) this.replica.mvcc.rev = meta.rev; // revisions never go down
@@ -228,10 +229,7 @@ export class Backend {
     const entries: AppliedEntry[] = [];
     let rev = this.replica.rev;
     for (const e of batch) entries.push({ rev: ++rev, actor: e.actor, seq: e.seq, changes: e.changes, writes: e.writes });
-    const concurrent = this.concurrentBuckets(entries);
-    const events = this.replica.apply(entries);
-    const merge = concurrent.size > 0 ? this.reconcile(entries, concurrent) : null;
-    this.replica.buckets.settle();
+    const { events, merge } = this.reconciler.apply(entries);
     if (merge) {
       const mergeEntry: AppliedEntry = { rev: this.replica.rev + 1, changes: [], writes: merge };
       events.push(...this.replica.mvcc.apply(mergeEntry.rev, merge));
@@ -251,45 +249,6 @@ export class Backend {
       () => this.onDurable(entries, lastRev, events),
       (e) => this.opts.log?.(`persistence failed; writes are refused from now on: ${(e as Error).message}`),
     );
-  }
-
-  /**
-   * Buckets where a change of `entries` does not extend the document as the
-   * backend has it (a concurrent writer: Automerge merges their values).
-   * A change that does extend it sets exactly the values its writes name, so
-   * only concurrent buckets need their values read back (reconcile).
-   */
-  private concurrentBuckets(entries: readonly AppliedEntry[]): Set<number> {
-    const concurrent = new Set<number>();
-    for (const e of entries) {
-      for (const c of e.changes) {
-        const heads = this.heads.get(c.bucket) ?? this.replica.buckets.heads(c.bucket);
-        if (c.hash !== undefined && c.deps !== undefined && sameHeads(heads, c.deps)) {
-          this.heads.set(c.bucket, [c.hash]);
-        } else {
-          concurrent.add(c.bucket);
-          this.heads.delete(c.bucket); // read from the document when next needed
-        }
-      }
-    }
-    return concurrent;
-  }
-
-  /** Keys of concurrent buckets whose CRDT value differs from the last write's: their merged values. */
-  private reconcile(entries: readonly AppliedEntry[], concurrent: Set<number>): Write[] | null {
-    let merge: Write[] | null = null;
-    const seen = new Set<string>();
-    for (let i = entries.length - 1; i >= 0; i--) {
-      for (const w of entries[i].writes) {
-        if (seen.has(w.key) || !concurrent.has(bucketOf(w.key))) continue;
-        seen.add(w.key);
-        const crdt = this.replica.buckets.get(w.key);
-        const mvcc = this.replica.mvcc.get(w.key);
-        if (sameValue(crdt, mvcc?.value)) continue;
-        (merge ??= []).push({ key: w.key, value: crdt ?? null, lease: mvcc?.lease ?? 0 });
-      }
-    }
-    return merge;
   }
 
   private onDurable(entries: AppliedEntry[], lastRev: number, events: MvccEvent[]): void {
@@ -404,18 +363,6 @@ export class Backend {
 
 function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
-}
-
-function sameHeads(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  if (a.length === 1) return a[0] === b[0];
-  const set = new Set(a);
-  return b.every((h) => set.has(h));
-}
-
-function sameValue(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return Buffer.compare(a, b) === 0;
 }
 
 /** The k-th largest of the values (k >= 1): how far k replicas have all got. */

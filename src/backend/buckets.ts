@@ -227,7 +227,7 @@ export class BucketSet {
       if (!s && !this.resident && !this.docs[b]) this.stored.set(b, (s = { bytes: null, chunks: [] }));
       if (s && (!this.resident || s.chunks.length + list.length <= COLD_PENDING_MAX)) {
         s.chunks.push(...list);
-        if (!this.resident && s.chunks.length >= FOLD_AT) this.fold(b, s);
+        if (!this.resident && s.chunks.length >= FOLD_AT) this.fold(b);
         continue;
       }
       const d = this.doc(b);
@@ -237,7 +237,7 @@ export class BucketSet {
   }
 
   /** Stored mode: one load and one save turn the collected chunks into saved bytes. */
-  private fold(bucket: number, s: Stored): void {
+  private fold(bucket: number): void {
     const d = this.warm(bucket)!;
     this.stored.set(bucket, { bytes: d.save(), chunks: [] });
     this.docs[bucket] = undefined;

@@ -63,7 +63,7 @@ export class LeaseKeeper {
       this.granting.delete(grant.id);
     }
     this.leases.add(grant.id, grant.ttlSeconds);
-    this.opts.broadcast?.({ type: "leases", granted: [grant.id], revoked: [] });
+    this.opts.broadcast?.({ type: "leases", changes: [{ id: grant.id, exists: true }] });
     return grant;
   }
 
@@ -74,7 +74,7 @@ export class LeaseKeeper {
     this.backend.applyPending();
     const lease = this.leases.remove(id);
     if (!lease) throw new MergekvError("LeaseNotFound");
-    this.opts.broadcast?.({ type: "leases", granted: [], revoked: [id] });
+    this.opts.broadcast?.({ type: "leases", changes: [{ id, exists: false }] });
     // Queued now, ahead of any later grant of this id. A crash before the keys' deletion is
     // durable leaves them without a lease: restore() deletes them at the next start.
     const recordDeleted = this.log.deleteLease(id);

@@ -18,6 +18,12 @@ export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
 /** Server-chosen lease ids stay below 2^48: safe as JS numbers and in every client. */
 const LEASE_ID_RANDOM_MAX = 2 ** 48;
 
+/** A lease granted (exists) or revoked, as announced to the frontends: in order, as an id may be revoked and granted again. */
+export interface LeaseChange {
+  id: number;
+  exists: boolean;
+}
+
 export interface Lease {
   id: number;
   ttlSeconds: number;

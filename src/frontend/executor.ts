@@ -18,6 +18,7 @@
 import { Replica, AppliedEntry } from "../backend/replica";
 import { bucketOf } from "../backend/buckets";
 import { Envelope } from "../backend/backend";
+import { LeaseChange } from "../backend/leases";
 import { crc32 } from "node:zlib";
 import { crc32Chained } from "../persist/records";
 import { KeyValue, MvccStore, RANGE_END_ALL } from "../backend/mvcc";
@@ -57,9 +58,12 @@ export class Executor {
     this.leases = new Set(leases);
   }
 
-  onLeases(granted: number[], revoked: number[]): void {
-    for (const id of granted) this.leases.add(id);
-    for (const id of revoked) this.leases.delete(id);
+  /** Grants and revocations, in the order the backend made them. */
+  onLeases(changes: readonly LeaseChange[]): void {
+    for (const { id, exists } of changes) {
+      if (exists) this.leases.add(id);
+      else this.leases.delete(id);
+    }
   }
 
   private view(): TxnView {
@@ -216,7 +220,6 @@ export function hashKV(mvcc: MvccStore, revision: number): HashKVResult {
   }
   return { hash, compactRevision: mvcc.compactRev };
 }
-
 
 function lengthPrefix(n: number): Buffer {
   const b = Buffer.allocUnsafe(4);

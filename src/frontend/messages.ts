@@ -4,6 +4,7 @@
  * event-loop turn into one message (a postMessage costs far more than a field).
  */
 import { Bootstrap, AppliedEntry } from "../backend/replica";
+import { LeaseChange } from "../backend/leases";
 import { Envelope } from "../backend/backend";
 import { KvRequest, KvResult } from "./requests";
 import { WireError } from "../errors";
@@ -18,12 +19,6 @@ export interface RequestItem {
 export type ResponseItem =
   | { id: number; ok: true; revision: number; result: KvResult }
   | { id: number; ok: false; error: WireError };
-
-/** A lease granted (exists) or revoked; kept in order, as an id may be revoked and granted again. */
-export interface LeaseChange {
-  id: number;
-  exists: boolean;
-}
 
 export type ToFrontend =
   | { type: "init"; index: number; frontends: number; bootstrap: Bootstrap }

@@ -14,7 +14,8 @@ import { Bootstrap } from "../backend/replica";
 import { bucketOf, ownerOf } from "../backend/buckets";
 import { AppliedEntry } from "../backend/replica";
 import { MergekvError, fromWireError } from "../errors";
-import { FromFrontend, LeaseChange, Outbox, RequestItem, ToFrontend } from "./messages";
+import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
+import { LeaseChange } from "../backend/leases";
 import { KvRequest, KvResult } from "./requests";
 
 export interface Executed {
@@ -91,9 +92,7 @@ export class FrontendPool {
   broadcast(m: BackendMessage): void {
     for (let i = 0; i < this.workers.length; i++) {
       if (m.type === "leases") {
-        const changes = (this.leaseUpdates[i] ??= []);
-        for (const id of m.granted) changes.push({ id, exists: true });
-        for (const id of m.revoked) changes.push({ id, exists: false });
+        (this.leaseUpdates[i] ??= []).push(...m.changes);
         this.outboxes[i].ping();
       } else this.post(i, m.type === "applied" ? { type: "applied", entries: this.ownedEntries(i, m.entries) } : m);
     }

@@ -43,7 +43,7 @@ function handle(m: ToFrontend): void {
       return;
     }
     case "requests":
-      if (m.leases) for (const l of m.leases) executor!.onLeases(l.exists ? [l.id] : [], l.exists ? [] : [l.id]);
+      if (m.leases) executor!.onLeases(m.leases);
       for (const item of m.items) {
         executor!.execute(item.request, item.minRev).then(
           (r) => responses.push({ id: item.id, ok: true, revision: r.revision, result: r.result }),

@@ -39,7 +39,7 @@ async function start(store: MemoryStore, deaf = -1, expire = true): Promise<Runn
       frontends.forEach((f, i) => {
         if (m.type === "applied") f.onApplied(m.entries);
         else if (m.type === "compact") f.onCompact(m.rev);
-        else if (i !== deaf) f.onLeases(m.granted, m.revoked);
+        else if (i !== deaf) f.onLeases(m.changes);
       });
     },
     onEvents: (e) => events.push(...e),
@@ -174,7 +174,7 @@ test("expiry deletes the attached keys by itself, at one revision; keep-alive de
 test("a Put naming a lease revoked meanwhile (a frontend not told yet) is deleted right after", async () => {
   const { backend, frontends, events } = await open(1);
   const { id } = await backend.grantLease(5, 60);
-  frontends[1].onLeases([id], []); // deaf frontend 1 learns of the grant by hand, never of the revocation
+  frontends[1].onLeases([{ id, exists: true }]); // deaf frontend 1 learns of the grant by hand, never of the revocation
   await backend.revokeLease(id);
   const { revision } = await frontends[1].execute(put("late", "v", { lease: id }), 0);
   await until(() => events.some((e) => e.type === "delete" && e.kv.mod > revision), 2_000);

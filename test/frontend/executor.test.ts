@@ -203,7 +203,7 @@ describe("hashKV", () => {
 
 describe("revokeKeys (a revoked lease's keys, deleted by the frontend that holds them)", () => {
   test("deletes, at one revision, exactly the keys still attached to the lease", async () => {
-    backend.executor.onLeases([7, 8], []);
+    backend.executor.onLeases([{ id: 7, exists: true }, { id: 8, exists: true }]);
     await backend.put("a", "1", { lease: 7 });
     await backend.put("b", "2", { lease: 7 });
     await backend.put("moved", "3", { lease: 7 });
@@ -221,7 +221,7 @@ describe("revokeKeys (a revoked lease's keys, deleted by the frontend that holds
   });
 
   test("with none of the keys attached any more it writes nothing", async () => {
-    backend.executor.onLeases([7], []);
+    backend.executor.onLeases([{ id: 7, exists: true }]);
     await backend.put("a", "1");
     const before = backend.envelopes;
     const r = await backend.executor.execute({ kind: "revokeKeys", req: { keys: [key("a")], lease: 7 } }, backend.revision);

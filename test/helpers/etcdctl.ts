@@ -30,3 +30,10 @@ export function etcdctlOn(server: { etcdctlArgs: string[] }, args: string[], inp
     child.stdin!.end(input ?? "");
   });
 }
+
+/** Runs etcdctl against a server and expects it to succeed (exit 0, no stderr); returns stdout. */
+export async function etcdctlOk(server: { etcdctlArgs: string[] }, ...args: string[]): Promise<string> {
+  const r = await etcdctlOn(server, args);
+  expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
+  return r.stdout;
+}

@@ -14,7 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from "etcd3";
 import { startTarget, Target, TARGETS } from "../helpers/targets";
-import { etcdctlOn } from "../helpers/etcdctl";
+import { etcdctlOk, etcdctlOn } from "../helpers/etcdctl";
 import { b, grpcError, Msg, rawClient, RawClient, watchStream } from "../helpers/grpc";
 
 const ROOT = ["--user", "root:rootpw"];
@@ -36,11 +36,7 @@ describe.each(TARGETS)("auth on %s", (name) => {
   let target: Target;
   let raw: RawClient;
   const etcdctl = (args: string[], input?: string) => etcdctlOn(target, args, input);
-  const ok = async (...args: string[]): Promise<string> => {
-    const r = await etcdctl(args);
-    expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
-    return r.stdout;
-  };
+  const ok = (...args: string[]): Promise<string> => etcdctlOk(target, ...args);
   /** Expects etcd's error line and exit code 1 (2 when etcdctl could not even authenticate). */
   const fails = async (message: string, ...args: string[]): Promise<void> => {
     const r = await etcdctl(args);

@@ -6,7 +6,7 @@
  * are read from `-w json` and asserted relative to each other.
  */
 import { startTarget, Target, TARGETS, TargetName } from "../helpers/targets";
-import { etcdctlOn } from "../helpers/etcdctl";
+import { etcdctlOk, etcdctlOn } from "../helpers/etcdctl";
 
 const SERVERS: TargetName[] = [...TARGETS, "mergekv-tls"];
 
@@ -18,12 +18,7 @@ function parseJson(text: string): any { // eslint-disable-line @typescript-eslin
 describe.each(SERVERS)("etcdctl on %s", (name) => {
   let target: Target;
   const etcdctl = (args: string[], input?: string) => etcdctlOn(target, args, input);
-  /** Runs etcdctl and expects it to succeed; returns stdout. */
-  const ok = async (...args: string[]): Promise<string> => {
-    const r = await etcdctl(args);
-    expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
-    return r.stdout;
-  };
+  const ok = (...args: string[]): Promise<string> => etcdctlOk(target, ...args);
   /** Runs etcdctl and expects exit code 1 with etcd's error line. */
   const fails = async (message: string, ...args: string[]): Promise<void> => {
     const r = await etcdctl(args);

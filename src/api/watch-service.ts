@@ -8,7 +8,8 @@ import { Engine } from "../server";
 import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { fromKv, int, key as wireKey, Wire } from "./convert";
-import { tokenOf, header, statusText, toServiceError } from "./rpc";
+import { tokenOf, header, statusText, toServiceError, HeaderSource } from "./rpc";
+import { ResponseBatch } from "./response-batch";
 import { MergekvError } from "../errors";
 
 /** etcd's default --experimental-watch-progress-notify-interval. */
@@ -48,6 +49,46 @@ function encodedEvent(e: MvccEvent, encode: WatchEncoder): Buffer {
 }
 
 /**
+ * The start of a WatchResponse for one watcher: its header (field 1, shared
+ * by every watcher sent the same revision, so encoded once per revision) and
+ * its watch_id (field 2, a varint written here). Ids outside what a short
+ * varint holds, and -1, go through the encoder.
+ */
+class ResponseHeads {
+  private revision = -1;
+  private headerBytes: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly headers: HeaderSource, private readonly encode: WatchEncoder) {}
+
+  header(revision: number): Buffer {
+    if (revision !== this.revision) {
+      this.headerBytes = this.encode({ header: header(this.headers, revision) });
+      this.revision = revision;
+    }
+    return this.headerBytes;
+  }
+
+  watchId(id: number): Buffer {
+    if (id === 0) return EMPTY; // proto3 leaves a zero out
+    if (id < 0 || id > 0xfffffff) return this.encode({ watch_id: id });
+    const out = Buffer.allocUnsafe(5);
+    out[0] = WATCH_ID_TAG;
+    let n = 1;
+    let v = id;
+    while (v >= 0x80) {
+      out[n++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    out[n++] = v;
+    return out.subarray(0, n);
+  }
+}
+
+/** Field 2 (watch_id), varint wire type. */
+const WATCH_ID_TAG = (2 << 3) | 0;
+const EMPTY = Buffer.alloc(0);
+
+/**
  * `stopping`: aborted when the server shuts down. Every stream then ends with
  * UNAVAILABLE ("etcdserver: server stopped"), as etcd's dropped connections
  * do, so clients resume elsewhere or later; a graceful shutdown would
@@ -55,6 +96,7 @@ function encodedEvent(e: MvccEvent, encode: WatchEncoder): Buffer {
  */
 export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
   if (stopping) setMaxListeners(0, stopping); // one listener per open stream, removed when it closes
+  const heads = new ResponseHeads(engine.headers, encode);
   return {
     Watch: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
       let user: string | undefined;
@@ -67,28 +109,16 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
       const watches = new Map<number, Watcher>();
       const progress = new Set<number>();
       let nextId = 0;
-      const write = (m: Wire, revision = engine.backend.revision): boolean => call.write({ header: header(engine.headers, revision), ...m });
+      const out = new ResponseBatch(call, WATCH_STREAM_BUFFER_BYTES, () => {
+        for (const w of watches.values()) hub.resume(w);
+      });
+      const write = (m: Wire, revision = engine.backend.revision): boolean => out.send([encode({ header: header(engine.headers, revision), ...m })]);
       const stop = () => call.emit("error", toServiceError(new MergekvError("Unavailable")));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);
         watches.clear();
         clearInterval(timer);
         stopping?.removeEventListener("abort", stop);
-      };
-      // Bytes written to the stream and not yet handed on to HTTP/2 (whose own window is the client's).
-      let buffered = 0;
-      let full = false;
-      const sendEvents = (bytes: Buffer): boolean => {
-        buffered += bytes.length;
-        call.write(bytes as unknown as Wire, () => {
-          buffered -= bytes.length;
-          if (full && buffered <= WATCH_STREAM_BUFFER_BYTES / 2) {
-            full = false;
-            for (const w of watches.values()) hub.resume(w);
-          }
-        });
-        if (buffered > WATCH_STREAM_BUFFER_BYTES) full = true;
-        return !full;
       };
       const timer = setInterval(() => {
         for (const id of progress) if (watches.get(id)?.synced) write({ watch_id: id });
@@ -133,8 +163,9 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
           },
           {
             send: (events, revision) => {
-              const head = encode({ header: header(engine.headers, revision), watch_id: id });
-              return sendEvents(Buffer.concat([head, ...events.map((e) => encodedEvent(e, encode))]));
+              const parts = [heads.header(revision), heads.watchId(id)];
+              for (const e of events) parts.push(encodedEvent(e, encode));
+              return out.send(parts);
             },
             cancel: (reason, compactRevision) => {
               canceled = true;

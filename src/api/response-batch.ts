@@ -1,0 +1,113 @@
+/**
+ * A server stream's responses written as gRPC frames straight onto its HTTP/2
+ * stream, every response of one event-loop turn in one write.
+ *
+ * Why: grpc-js writes one message per HTTP/2 write, through an object-mode
+ * stream that starts the next write only when the previous one's callback
+ * has run. A put watched 1,000 times made 1,000 writes, each its own trip
+ * through two stream layers and the event loop; the watch fan-out spent
+ * 15-20 µs per message and delivered in bursts spread over many turns. Here
+ * one put makes one write per stream: the responses' frames (a 5-byte gRPC
+ * prefix each, uncompressed) joined into one buffer.
+ *
+ * The HTTP/2 stream is grpc-js's own (`call.call.stream` in grpc-js 1.x, not
+ * public API); the response headers are sent through grpc-js first, and the
+ * status at the end goes through grpc-js too (`call.end()` or an error), so it
+ * follows every frame written here. If a grpc-js version moves the stream,
+ * `direct` is false and responses go through `call.write` one by one:
+ * correct, only slower (test/api/response-batch.test.ts checks the direct
+ * path is taken with the grpc-js this project pins).
+ */
+import * as grpc from "@grpc/grpc-js";
+
+/** gRPC's length prefix: a compressed flag byte, then the length as u32 big-endian. */
+const FRAME_PREFIX_BYTES = 5;
+
+interface RawStream {
+  write(chunk: Buffer, cb: (err?: Error | null) => void): boolean;
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+}
+
+type Call = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+function rawStreamOf(call: Call): RawStream | null {
+  const inner = (call as unknown as { call?: { stream?: Partial<RawStream> & { respond?: unknown } } }).call;
+  const s = inner?.stream;
+  if (!s || typeof s.write !== "function" || typeof s.respond !== "function" || typeof s.closed !== "boolean") return null;
+  return s as RawStream;
+}
+
+export class ResponseBatch {
+  /** Whether frames go straight to the HTTP/2 stream (else one `call.write` per response). */
+  readonly direct: boolean;
+  private readonly raw: RawStream | null;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  /** Bytes handed to `send` whose write has not completed (HTTP/2 has not taken them yet). */
+  private queuedBytes = 0;
+  private full = false;
+
+  /**
+   * `budgetBytes`: once more than this is queued, `send` answers false (the
+   * caller should stop producing); `onDrained` runs when the queue is back
+   * under half of it.
+   */
+  constructor(private readonly call: Call, private readonly budgetBytes: number, private readonly onDrained: () => void) {
+    this.raw = rawStreamOf(call);
+    this.direct = this.raw !== null;
+    // The headers go first, through grpc-js, so that it knows they went out.
+    if (this.direct) call.sendMetadata(new grpc.Metadata());
+  }
+
+  /** Bytes queued and not yet taken by HTTP/2. */
+  get queued(): number {
+    return this.queuedBytes;
+  }
+
+  /**
+   * Queues one response, given as the parts of its encoded protobuf message
+   * (protobuf messages concatenate). False once over budget: the response is
+   * still sent, but the caller should hold further ones until `onDrained`.
+   */
+  send(parts: readonly Buffer[]): boolean {
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
+    this.queuedBytes += bytes + FRAME_PREFIX_BYTES;
+    if (!this.raw) {
+      const message = parts.length === 1 ? parts[0] : Buffer.concat(parts as Buffer[], bytes);
+      this.call.write(message, () => this.written(message.length + FRAME_PREFIX_BYTES));
+    } else {
+      const prefix = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
+      prefix[0] = 0;
+      prefix.writeUInt32BE(bytes, 1);
+      this.pending.push(prefix, ...parts);
+      this.pendingBytes += bytes + FRAME_PREFIX_BYTES;
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(() => this.flush());
+      }
+    }
+    if (this.queuedBytes > this.budgetBytes) this.full = true;
+    return !this.full;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const chunk = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    const raw = this.raw!;
+    if (raw.closed || raw.destroyed) return; // the call is over: grpc-js reports it as cancelled
+    raw.write(chunk, () => this.written(chunk.length));
+  }
+
+  private written(bytes: number): void {
+    this.queuedBytes -= bytes;
+    if (this.full && this.queuedBytes <= this.budgetBytes / 2) {
+      this.full = false;
+      this.onDrained();
+    }
+  }
+}

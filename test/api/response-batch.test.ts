@@ -1,0 +1,74 @@
+import * as grpc from "@grpc/grpc-js";
+import { ResponseBatch } from "../../src/api/response-batch";
+
+/** A server-streaming method whose messages are raw bytes both ways. */
+const bytes = (b: Buffer) => b;
+const METHOD: grpc.MethodDefinition<Buffer, Buffer> = {
+  path: "/test.Stream/Get",
+  requestStream: false,
+  responseStream: true,
+  requestSerialize: bytes,
+  requestDeserialize: bytes,
+  responseSerialize: bytes,
+  responseDeserialize: bytes,
+};
+
+const RESPONSES = 2_000;
+const message = (i: number) => Buffer.from(`response ${i} `.repeat(1 + (i % 7)));
+
+async function serve(handler: grpc.handleServerStreamingCall<Buffer, Buffer>): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  server.addService({ Get: METHOD } as grpc.ServiceDefinition, { Get: handler });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return { server, port };
+}
+
+function receiveAll(port: number): Promise<{ got: Buffer[]; status: grpc.StatusObject }> {
+  const Client = grpc.makeGenericClientConstructor({ Get: METHOD } as grpc.ServiceDefinition, "Stream");
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & { Get: (req: Buffer) => grpc.ClientReadableStream<Buffer> };
+  const got: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    const call = client.Get(Buffer.from("go"));
+    call.on("data", (b: Buffer) => got.push(b));
+    call.on("error", reject);
+    call.on("status", (status) => {
+      client.close();
+      resolve({ got, status });
+    });
+  });
+}
+
+describe("ResponseBatch", () => {
+  it.each([
+    ["direct to HTTP/2 (the pinned grpc-js)", true],
+    ["through call.write (a grpc-js without the stream)", false],
+  ])("%s: thousands of responses from one turn arrive whole, in order, before the status", async (_name, direct) => {
+    let used: boolean | undefined;
+    let drained = 0;
+    const { server, port } = await serve((call) => {
+      // Without `call.call`, the batch cannot reach the HTTP/2 stream and falls back.
+      const target = direct ? call : ({ write: call.write.bind(call), sendMetadata: call.sendMetadata.bind(call) } as unknown as typeof call);
+      const batch = new ResponseBatch(target, 4096, () => drained++);
+      used = batch.direct;
+      let accepted = 0;
+      for (let i = 0; i < RESPONSES; i++) {
+        const m = message(i);
+        if (batch.send([m.subarray(0, 3), m.subarray(3)])) accepted++;
+      }
+      expect(accepted).toBeLessThan(RESPONSES); // the 4 KiB budget was exceeded
+      setImmediate(() => call.end());
+    });
+    try {
+      const { got, status } = await receiveAll(port);
+      expect(used).toBe(direct);
+      expect(status.code).toBe(grpc.status.OK);
+      expect(got.length).toBe(RESPONSES);
+      for (let i = 0; i < RESPONSES; i++) expect(got[i].equals(message(i))).toBe(true);
+      expect(drained).toBeGreaterThanOrEqual(1); // the writes completed and the budget freed
+    } finally {
+      server.forceShutdown();
+    }
+  });
+});

@@ -88,7 +88,8 @@ export class Backend {
   private applyScheduled = false;
   private durableRev: number;
   private readonly watermarks: number[];
-  private waiters: { rev: number; resolve: () => void }[] = [];
+  /** Writes waiting for internal replication (bounded by the requests in flight). */
+  private waiters: { rev: number; executor: number; resolve: () => void }[] = [];
   /** Records since the last snapshot: (Level key, revision). */
   private uncovered: { key: Buffer; rev: number }[] = [];
   private dirtyBuckets = new Set<number>();
@@ -269,21 +270,30 @@ export class Backend {
   acknowledge(frontend: number, rev: number): void {
     if (rev > this.watermarks[frontend]) this.watermarks[frontend] = rev;
     if (this.waiters.length === 0) return;
-    const replicated = kthLargest(this.watermarks, this.opts.internalReplication);
-    let i = 0;
-    while (i < this.waiters.length && this.waiters[i].rev <= replicated) this.waiters[i++].resolve();
-    if (i > 0) this.waiters.splice(0, i);
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (this.replicated(w.rev, w.executor)) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
   }
 
-  /** Resolves once `internalReplication` frontends have applied `rev`. */
-  whenReplicated(rev: number): Promise<void> {
-    if (kthLargest(this.watermarks, this.opts.internalReplication) >= rev) return Promise.resolve();
-    return new Promise((resolve) => {
-      // Revisions complete in order, so keep waiters sorted by revision.
-      let i = this.waiters.length;
-      while (i > 0 && this.waiters[i - 1].rev > rev) i--;
-      this.waiters.splice(i, 0, { rev, resolve });
-    });
+  /**
+   * Resolves once `internalReplication` frontends have applied durable
+   * revision `rev`, counting `executor`, the frontend that executed the write:
+   * it applied the change to its replica before shipping it. The others
+   * count once they acknowledge `rev`. So with the default of 1 a write
+   * returns as soon as it is durable.
+   */
+  whenReplicated(rev: number, executor: number): Promise<void> {
+    if (this.replicated(rev, executor)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ rev, executor, resolve }));
+  }
+
+  private replicated(rev: number, executor: number): boolean {
+    let n = 0;
+    for (let f = 0; f < this.watermarks.length; f++) if (f === executor || this.watermarks[f] >= rev) n++;
+    return n >= this.opts.internalReplication;
   }
 
   /** etcd Compact: drops history below `rev` everywhere; durable when it resolves. */
@@ -363,12 +373,6 @@ export class Backend {
 
 function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
-}
-
-/** The k-th largest of the values (k >= 1): how far k replicas have all got. */
-export function kthLargest(values: readonly number[], k: number): number {
-  if (k === 1) return Math.max(...values);
-  return [...values].sort((a, b) => b - a)[k - 1];
 }
 
 export { bucketOf };

@@ -34,6 +34,22 @@ import {
 export interface Executed {
   revision: number;
   result: KvResult;
+  /** The result already went out with the write's change (an EarlyReply): no response is due. */
+  replied?: boolean;
+}
+
+/**
+ * A write's result sent with its change, when the result does not depend on
+ * the revision the backend will assign (it shows none of the write's own
+ * kvs): the main thread answers the request as soon as the change is durable,
+ * without waiting for this frontend to hear the revision back.
+ */
+export interface EarlyReply {
+  /** The envelope's seq (with the frontend's actor, the change's key). */
+  seq: number;
+  /** The pool's request id. */
+  id: number;
+  result: KvResult;
 }
 
 /** Write envelopes a frontend may have in flight: beyond it new writes wait (backpressure). */
@@ -54,7 +70,7 @@ export class Executor {
   /** Leases that exist, as the backend announced them. */
   private readonly leases: Set<number>;
 
-  constructor(readonly replica: Replica, private readonly send: (e: Envelope) => void, private readonly fetch: BucketFetcher, leases: Iterable<number> = []) {
+  constructor(readonly replica: Replica, private readonly send: (e: Envelope, reply?: EarlyReply) => void, private readonly fetch: BucketFetcher, leases: Iterable<number> = []) {
     this.leases = new Set(leases);
   }
 
@@ -74,8 +90,12 @@ export class Executor {
     return this.replica.mvcc;
   }
 
-  /** Executes one request; `minRev` is the revision a linearizable read must see. */
-  async execute(r: KvRequest, minRev: number): Promise<Executed> {
+  /**
+   * Executes one request; `minRev` is the revision a linearizable read must
+   * see. `replyTo`: the request's id, to send a write's result with its
+   * change where it can (see EarlyReply).
+   */
+  async execute(r: KvRequest, minRev: number, replyTo?: number): Promise<Executed> {
     validateRequest(r);
     if (r.kind === "range") {
       if (!r.req.serializable) while (this.mvcc.rev < minRev) await this.nextApplied();
@@ -98,7 +118,7 @@ export class Executor {
         const view = this.view();
         const result = this.run(view, r);
         if (view.writes.size === 0) return { revision: this.mvcc.rev, result };
-        if (this.unheld([...view.writes.keys()].map(bucketOf)).length === 0) return this.ship(view, result);
+        if (this.unheld([...view.writes.keys()].map(bucketOf)).length === 0) return this.ship(view, result, replyTo);
       }
       throw new MergekvError("Unavailable", "mergekv: the keys of this write kept moving; try again");
     } finally {
@@ -137,7 +157,7 @@ export class Executor {
     }
   }
 
-  private ship(view: TxnView, result: KvResult): Promise<Executed> {
+  private ship(view: TxnView, result: KvResult, replyTo: number | undefined): Promise<Executed> {
     const writes = [...view.writes.values()];
     const buckets = this.replica.buckets;
     for (const w of writes) {
@@ -149,16 +169,17 @@ export class Executor {
     for (const c of changes) if (!buckets.owns(c.bucket)) this.foreignSeq.set(c.bucket, seq);
     const keys = writes.map((w) => w.key);
     for (const k of keys) this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
+    const reply = replyTo !== undefined && view.settled ? { seq, id: replyTo, result } : undefined;
     const done = new Promise<Executed>((resolve) => {
       this.pending.set(seq, {
         keys,
         finish: (rev) => {
           view.assign(rev);
-          resolve({ revision: rev, result });
+          resolve({ revision: rev, result, replied: reply !== undefined });
         },
       });
     });
-    this.send({ actor: this.replica.actor, seq, changes, writes });
+    this.send({ actor: this.replica.actor, seq, changes, writes }, reply);
     return done;
   }
 

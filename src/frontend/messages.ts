@@ -7,6 +7,7 @@ import { Bootstrap, AppliedEntry } from "../backend/replica";
 import { LeaseChange } from "../backend/leases";
 import { Envelope } from "../backend/backend";
 import { KvRequest, KvResult } from "./requests";
+import { EarlyReply } from "./executor";
 import { WireError } from "../errors";
 
 export interface RequestItem {
@@ -32,7 +33,8 @@ export type ToFrontend =
 
 export type FromFrontend =
   | { type: "ready"; actor: string; rev: number }
-  | { type: "envelopes"; items: Envelope[] }
+  /** `replies`: results of some of these writes, due once they are durable. */
+  | { type: "envelopes"; items: Envelope[]; replies?: EarlyReply[] }
   /** Borrow bucket documents this frontend does not own (sent after every earlier envelope). */
   | { type: "fetch"; id: number; buckets: number[] }
   /** `ack`: the frontend has applied everything up to this revision. */

@@ -16,12 +16,8 @@ import { AppliedEntry } from "../backend/replica";
 import { MergekvError, fromWireError } from "../errors";
 import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
 import { LeaseChange } from "../backend/leases";
-import { KvRequest, KvResult } from "./requests";
-
-export interface Executed {
-  revision: number;
-  result: KvResult;
-}
+import { KvRequest } from "./requests";
+import { EarlyReply, Executed } from "./executor";
 
 interface Waiting {
   resolve: (r: Executed) => void;
@@ -39,6 +35,9 @@ export class FrontendPool {
    */
   private readonly leaseUpdates: (LeaseChange[] | null)[] = [];
   private readonly waiting = new Map<number, Waiting>();
+  /** Per frontend, by envelope seq: results that came with changes not yet durable (bounded by INFLIGHT_ENVELOPES_MAX). */
+  private readonly earlyReplies: Map<number, EarlyReply>[] = [];
+  private readonly frontendOfActor = new Map<string, number>();
   private nextId = 1;
   private nextReader = 0;
   private stopping = false;
@@ -54,6 +53,7 @@ export class FrontendPool {
       const w = new Worker(script);
       this.workers.push(w);
       this.leaseUpdates.push(null);
+      this.earlyReplies.push(new Map());
       this.outboxes.push(new Outbox((items) => {
         const leases = this.leaseUpdates[i];
         this.leaseUpdates[i] = null;
@@ -63,6 +63,7 @@ export class FrontendPool {
         w.on("message", (m: FromFrontend) => {
           if (m.type === "ready") {
             this.actors[i] = m.actor;
+            this.frontendOfActor.set(m.actor, i);
             resolve();
           } else this.onMessage(i, m);
         });
@@ -90,6 +91,7 @@ export class FrontendPool {
 
   /** Backend fan-out: every frontend gets every entry, in order, with its own buckets' changes. */
   broadcast(m: BackendMessage): void {
+    if (m.type === "applied") this.answerEarly(m.entries);
     for (let i = 0; i < this.workers.length; i++) {
       if (m.type === "leases") {
         (this.leaseUpdates[i] ??= []).push(...m.changes);
@@ -101,6 +103,7 @@ export class FrontendPool {
   private onMessage(i: number, m: FromFrontend): void {
     switch (m.type) {
       case "envelopes":
+        if (m.replies) for (const r of m.replies) this.earlyReplies[i].set(r.seq, r);
         this.backend.submit(m.items);
         return;
       case "fetch":
@@ -109,14 +112,10 @@ export class FrontendPool {
       case "responses":
         this.backend.acknowledge(i, m.ack);
         for (const item of m.items) {
-          const w = this.waiting.get(item.id);
-          if (!w) continue;
-          this.waiting.delete(item.id);
-          if (!item.ok) w.reject(fromWireError(item.error));
-          else if (!w.write) w.resolve({ revision: item.revision, result: item.result });
+          if (item.ok) this.answer(item.id, i, { revision: item.revision, result: item.result });
           else {
-            const done = { revision: item.revision, result: item.result };
-            this.backend.whenReplicated(item.revision).then(() => w.resolve(done));
+            this.waiting.get(item.id)?.reject(fromWireError(item.error));
+            this.waiting.delete(item.id);
           }
         }
         return;
@@ -126,6 +125,27 @@ export class FrontendPool {
       case "ready":
         return;
     }
+  }
+
+  /** Answers the writes whose results came with their changes, now that those changes are durable. */
+  private answerEarly(entries: AppliedEntry[]): void {
+    for (const e of entries) {
+      const f = e.actor === undefined ? undefined : this.frontendOfActor.get(e.actor);
+      if (f === undefined) continue;
+      const reply = this.earlyReplies[f].get(e.seq!);
+      if (!reply) continue;
+      this.earlyReplies[f].delete(e.seq!);
+      this.answer(reply.id, f, { revision: e.rev, result: reply.result });
+    }
+  }
+
+  /** A write is answered once internally replicated (its executor counting), a read at once. */
+  private answer(id: number, executor: number, done: Executed): void {
+    const w = this.waiting.get(id);
+    if (!w) return;
+    this.waiting.delete(id);
+    if (!w.write) w.resolve(done);
+    else this.backend.whenReplicated(done.revision, executor).then(() => w.resolve(done));
   }
 
   private fail(message: string): void {

@@ -43,6 +43,11 @@ export class TxnView {
     this.writes.set(key, { key, value: null, lease: 0 });
   }
 
+  /** Whether no result shown so far holds a stand-in revision (so `assign` has nothing to fill in). */
+  get settled(): boolean {
+    return this.unassigned.length === 0;
+  }
+
   /** Fills in the revision of results that showed this request's own writes. */
   assign(rev: number): void {
     for (const { kv, created } of this.unassigned) {

@@ -11,6 +11,7 @@ import { ActorId } from "../persist/encoding";
 import { toWireError } from "../errors";
 import { Executor } from "./executor";
 import { FromFrontend, Outbox, ResponseItem, ToFrontend } from "./messages";
+import { EarlyReply } from "./executor";
 
 const port = parentPort!;
 const post = (m: FromFrontend) => port.postMessage(m);
@@ -18,7 +19,12 @@ const post = (m: FromFrontend) => port.postMessage(m);
 let executor: Executor | null = null;
 let acked = 0;
 const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items }));
-const envelopes = new Outbox<Envelope>((items) => post({ type: "envelopes", items }));
+let replies: EarlyReply[] = [];
+const envelopes = new Outbox<Envelope>((items) => {
+  const r = replies;
+  replies = [];
+  post(r.length > 0 ? { type: "envelopes", items, replies: r } : { type: "envelopes", items });
+});
 const fetches = new Map<number, (docs: [number, Uint8Array | null][]) => void>();
 let nextFetch = 1;
 
@@ -37,7 +43,11 @@ function handle(m: ToFrontend): void {
       const actor = randomBytes(16).toString("hex") as ActorId;
       const replica = new Replica(actor, { owns: (b) => ownerOf(b, m.frontends) === m.index });
       replica.bootstrap(m.bootstrap);
-      executor = new Executor(replica, (e) => envelopes.push(e), fetchBuckets, m.bootstrap.leases);
+      const ship = (e: Envelope, reply?: EarlyReply) => {
+        if (reply) replies.push(reply);
+        envelopes.push(e);
+      };
+      executor = new Executor(replica, ship, fetchBuckets, m.bootstrap.leases);
       acked = replica.rev;
       post({ type: "ready", actor: replica.actor, rev: replica.rev });
       return;
@@ -45,8 +55,10 @@ function handle(m: ToFrontend): void {
     case "requests":
       if (m.leases) executor!.onLeases(m.leases);
       for (const item of m.items) {
-        executor!.execute(item.request, item.minRev).then(
-          (r) => responses.push({ id: item.id, ok: true, revision: r.revision, result: r.result }),
+        executor!.execute(item.request, item.minRev, item.id).then(
+          (r) => {
+            if (!r.replied) responses.push({ id: item.id, ok: true, revision: r.revision, result: r.result });
+          },
           (e) => responses.push({ id: item.id, ok: false, error: toWireError(e) }),
         );
       }

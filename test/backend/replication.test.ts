@@ -1,8 +1,9 @@
 /**
- * Internal replication: a write completes only once K frontends (the
- * originating one included) have acknowledged applying its revision.
+ * Internal replication: a durable write completes once K frontends have
+ * applied it: the one that executed it (it applied the change before
+ * shipping it) and K-1 others that acknowledged its revision.
  */
-import { Backend, BackendMessage, kthLargest } from "../../src/backend/backend";
+import { Backend, BackendMessage } from "../../src/backend/backend";
 import { MemoryStore } from "../../src/persist/memory-store";
 import { ActorId, KeyString } from "../../src/persist/encoding";
 
@@ -20,42 +21,42 @@ const envelope = (seq: number) => ({
   writes: [{ key: `k${seq}` as KeyString, value: null, lease: 0 }],
 });
 
-test("kthLargest: how far k replicas have all got", () => {
-  expect(kthLargest([5, 3, 9], 1)).toBe(9);
-  expect(kthLargest([5, 3, 9], 2)).toBe(5);
-  expect(kthLargest([5, 3, 9], 3)).toBe(3);
-});
-
-test.each([1, 2, 3])("with K=%i of 3 a revision is replicated exactly when K frontends acknowledged it", async (k) => {
+test.each([1, 2, 3])("with K=%i of 3 a revision is replicated exactly when K-1 frontends besides its executor acknowledged it", async (k) => {
   const applied: number[] = [];
   const backend = await openBackend(3, k, (m) => { if (m.type === "applied") applied.push(...m.entries.map((e) => e.rev)); });
   backend.submit([envelope(1)]);
   while (applied.length === 0) await new Promise((r) => setImmediate(r));
   const rev = applied[0];
+  const executor = 1;
   let done = false;
-  void backend.whenReplicated(rev).then(() => { done = true; });
-  for (let frontend = 0; frontend < 3; frontend++) {
+  void backend.whenReplicated(rev, executor).then(() => { done = true; });
+  let acknowledged = 0;
+  for (const frontend of [0, 2]) {
     await new Promise((r) => setImmediate(r));
-    expect({ acknowledged: frontend, done }).toEqual({ acknowledged: frontend, done: frontend >= k });
+    expect({ acknowledged, done }).toEqual({ acknowledged, done: acknowledged + 1 >= k });
+    backend.acknowledge(executor, rev); // the executor's own acknowledgement adds nothing
+    await new Promise((r) => setImmediate(r));
+    expect({ acknowledged, done }).toEqual({ acknowledged, done: acknowledged + 1 >= k });
     backend.acknowledge(frontend, rev);
+    acknowledged++;
   }
   await new Promise((r) => setImmediate(r));
   expect(done).toBe(true);
   await backend.close();
 });
 
-test("waiters complete in revision order as acknowledgements arrive", async () => {
+test("waiters complete as acknowledgements reach their revisions, whatever order they waited in", async () => {
   const applied: number[] = [];
-  const backend = await openBackend(2, 2, (m) => { if (m.type === "applied") applied.push(...m.entries.map((e) => e.rev)); });
+  const backend = await openBackend(3, 2, (m) => { if (m.type === "applied") applied.push(...m.entries.map((e) => e.rev)); });
   backend.submit([envelope(1), envelope(2), envelope(3)]);
   while (applied.length < 3) await new Promise((r) => setImmediate(r));
   const completed: number[] = [];
-  for (const rev of [...applied].reverse()) void backend.whenReplicated(rev).then(() => completed.push(rev));
-  backend.acknowledge(0, applied[2]);
+  for (const rev of [...applied].reverse()) void backend.whenReplicated(rev, 0).then(() => completed.push(rev));
+  backend.acknowledge(0, applied[2]); // the executor: counted already
   backend.acknowledge(1, applied[1]);
   await new Promise((r) => setImmediate(r));
   expect(completed.sort()).toEqual([applied[0], applied[1]]);
-  backend.acknowledge(1, applied[2]);
+  backend.acknowledge(2, applied[2]);
   await new Promise((r) => setImmediate(r));
   expect(completed.sort()).toEqual(applied);
   await backend.close();

@@ -266,6 +266,11 @@ export class Backend {
     }
   }
 
+  /** Frontends that must have applied a write before it is answered (see whenReplicated). */
+  get internalReplication(): number {
+    return this.opts.internalReplication;
+  }
+
   /** A frontend reports it has applied everything up to `rev`. */
   acknowledge(frontend: number, rev: number): void {
     if (rev > this.watermarks[frontend]) this.watermarks[frontend] = rev;

@@ -22,7 +22,8 @@ export type ResponseItem =
   | { id: number; ok: false; error: WireError };
 
 export type ToFrontend =
-  | { type: "init"; index: number; frontends: number; bootstrap: Bootstrap }
+  /** `acknowledge`: report applied revisions even with no response to carry them (internal replication > 1). */
+  | { type: "init"; index: number; frontends: number; acknowledge: boolean; bootstrap: Bootstrap }
   /** `leases`: grants and revocations since the last message, applied before the items. */
   | { type: "requests"; items: RequestItem[]; leases?: LeaseChange[] }
   | { type: "applied"; entries: AppliedEntry[] }

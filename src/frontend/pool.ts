@@ -25,6 +25,9 @@ interface Waiting {
   write: boolean;
 }
 
+/** Lease changes queued for a frontend that gets no requests: past this many they go on their own. */
+export const LEASE_UPDATES_QUEUED_MAX = 1_024;
+
 export class FrontendPool {
   private readonly workers: Worker[] = [];
   private readonly outboxes: Outbox<RequestItem>[] = [];
@@ -70,7 +73,8 @@ export class FrontendPool {
         w.on("error", (e: Error) => { reject(e); this.fail(`frontend ${i} crashed: ${e.stack ?? e}`); });
         w.on("exit", (code) => { if (!this.stopping) this.fail(`frontend ${i} exited with code ${code}`); });
       }));
-      this.post(i, { type: "init", index: i, frontends: this.size, bootstrap: this.owned(i, bootstrap) });
+      const acknowledge = this.backend.internalReplication > 1;
+      this.post(i, { type: "init", index: i, frontends: this.size, acknowledge, bootstrap: this.owned(i, bootstrap) });
     }
     await Promise.all(ready);
   }
@@ -94,8 +98,10 @@ export class FrontendPool {
     if (m.type === "applied") this.answerEarly(m.entries);
     for (let i = 0; i < this.workers.length; i++) {
       if (m.type === "leases") {
-        (this.leaseUpdates[i] ??= []).push(...m.changes);
-        this.outboxes[i].ping();
+        // They ride the frontend's next requests message: they only matter to requests.
+        const queued = (this.leaseUpdates[i] ??= []);
+        queued.push(...m.changes);
+        if (queued.length >= LEASE_UPDATES_QUEUED_MAX) this.outboxes[i].ping();
       } else this.post(i, m.type === "applied" ? { type: "applied", entries: this.ownedEntries(i, m.entries) } : m);
     }
   }

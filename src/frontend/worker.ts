@@ -18,6 +18,7 @@ const post = (m: FromFrontend) => port.postMessage(m);
 
 let executor: Executor | null = null;
 let acked = 0;
+let acknowledge = false;
 const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items }));
 let replies: EarlyReply[] = [];
 const envelopes = new Outbox<Envelope>((items) => {
@@ -49,6 +50,7 @@ function handle(m: ToFrontend): void {
       };
       executor = new Executor(replica, ship, fetchBuckets, m.bootstrap.leases);
       acked = replica.rev;
+      acknowledge = m.acknowledge;
       post({ type: "ready", actor: replica.actor, rev: replica.rev });
       return;
     }
@@ -66,7 +68,7 @@ function handle(m: ToFrontend): void {
     case "applied":
       executor!.onApplied(m.entries);
       acked = m.entries[m.entries.length - 1].rev;
-      responses.ping(); // the ack goes out even when no request of ours completed
+      if (acknowledge) responses.ping(); // the ack goes out even when no request of ours completed
       return;
     case "buckets":
       fetches.get(m.id)?.(m.docs);

@@ -42,7 +42,8 @@ export class ResponseBatch {
   /** Whether frames go straight to the HTTP/2 stream (else one `call.write` per response). */
   readonly direct: boolean;
   private readonly raw: RawStream | null;
-  private pending: Buffer[] = [];
+  /** The turn's responses: each a number (its length, where its frame prefix goes) then its parts. */
+  private pending: (Buffer | number)[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
   /** Bytes handed to `send` whose write has not completed (HTTP/2 has not taken them yet). */
@@ -79,10 +80,8 @@ export class ResponseBatch {
       const message = parts.length === 1 ? parts[0] : Buffer.concat(parts as Buffer[], bytes);
       this.call.write(message, () => this.written(message.length + FRAME_PREFIX_BYTES));
     } else {
-      const prefix = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
-      prefix[0] = 0;
-      prefix.writeUInt32BE(bytes, 1);
-      this.pending.push(prefix, ...parts);
+      this.pending.push(bytes);
+      for (const p of parts) this.pending.push(p);
       this.pendingBytes += bytes + FRAME_PREFIX_BYTES;
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -95,7 +94,15 @@ export class ResponseBatch {
 
   private flush(): void {
     this.flushScheduled = false;
-    const chunk = Buffer.concat(this.pending, this.pendingBytes);
+    const chunk = Buffer.allocUnsafe(this.pendingBytes);
+    let at = 0;
+    for (const p of this.pending) {
+      if (typeof p === "number") {
+        chunk[at] = 0; // not compressed
+        chunk.writeUInt32BE(p, at + 1);
+        at += FRAME_PREFIX_BYTES;
+      } else at += p.copy(chunk, at);
+    }
     this.pending = [];
     this.pendingBytes = 0;
     const raw = this.raw!;

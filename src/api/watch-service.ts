@@ -152,6 +152,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
         write({ watch_id: id, created: true });
         if (r.progress_notify) progress.add(id);
         let canceled = false;
+        const idBytes = heads.watchId(id);
         const w = hub.add(
           {
             key,
@@ -163,7 +164,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
           },
           {
             send: (events, revision) => {
-              const parts = [heads.header(revision), heads.watchId(id)];
+              const parts = [heads.header(revision), idBytes];
               for (const e of events) parts.push(encodedEvent(e, encode));
               return out.send(parts);
             },

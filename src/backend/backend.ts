@@ -348,7 +348,8 @@ export class Backend {
       await nextTurn();
     }
     try {
-      await this.log.writeSnapshot({ snapshotRev, buckets: savedBuckets, histories, covered: covered.map((c) => c.key) });
+      const prepared = buckets.length + keys.size;
+      await this.log.writeSnapshot({ snapshotRev, buckets: savedBuckets, histories, covered: covered.map((c) => c.key) }, (done, total) => onProgress?.(prepared + done, prepared + total));
     } catch (e) {
       this.uncovered = covered.concat(this.uncovered); // nothing was deleted: the records still stand
       for (const b of buckets) this.dirtyBuckets.add(b);

@@ -1,8 +1,8 @@
 /**
  * The change log: what the store's bytes mean. Change records (one per write
  * request, keyed by actor and sequence number) are appended through group
- * commit; a snapshot saves bucket documents and key histories and deletes the
- * records it covers in the same atomic batch; recovery reads it all back.
+ * commit; a snapshot saves bucket documents and key histories, then deletes
+ * the records it covers, in bounded batches; recovery reads it all back.
  */
 import { randomBytes } from "node:crypto";
 import { Store, StoreOp } from "./store";
@@ -16,6 +16,10 @@ import { commitBatch, commitDuration } from "../metrics";
 
 /** Ops in one synced batch at most: bounds the latency a huge burst can add to one fsync. */
 export const GROUP_COMMIT_OPS_MAX = 20_000;
+/** Ops in one snapshot batch at most: appends wait behind one batch, never behind a whole snapshot. */
+export const SNAPSHOT_BATCH_OPS_MAX = 1_000;
+/** Bytes of documents and histories in one snapshot batch at most (the same reason). */
+export const SNAPSHOT_BATCH_BYTES_MAX = 4 << 20;
 
 export interface Meta {
   rev: number;
@@ -39,7 +43,7 @@ export interface Snapshot {
   buckets: [number, Uint8Array][];
   /** undefined: the key has no history left; its entry is deleted. */
   histories: [KeyString, Buffer | undefined][];
-  /** Level keys of the change and merge records the snapshot covers (deleted with it). */
+  /** Level keys of the change and merge records the snapshot covers, in revision order (deleted last, in that order). */
   covered: Buffer[];
 }
 
@@ -101,16 +105,47 @@ export class ChangeLog {
     return this.enqueue([{ type: "put", key: metaKey("compactRev"), value: encodeU64(rev) }]);
   }
 
-  /** Saves a snapshot and deletes what it covers, atomically, in log order. */
-  writeSnapshot(s: Snapshot): Promise<void> {
-    const ops: StoreOp[] = [];
-    for (const [b, bytes] of s.buckets) ops.push({ type: "put", key: bucketKey(b), value: sealBlob(bytes) });
-    for (const [k, bytes] of s.histories) {
-      ops.push(bytes ? { type: "put", key: keyHistoryKey(k), value: sealBlob(bytes) } : { type: "del", key: keyHistoryKey(k) });
+  /**
+   * Saves a snapshot and deletes what it covers, as a series of bounded
+   * batches with appends in between (as one batch, a snapshot of 500k keys
+   * held every write for seconds). Safe to stop after any batch:
+   *  1. Documents and histories go first. They hold the state at the
+   *     snapshot revision or later, and replaying records over them is
+   *     idempotent (Automerge skips changes it has; MVCC replay skips
+   *     revisions a history has).
+   *  2. Then `snapshotRev` and the covered records' deletion, in revision
+   *     order, so a stop leaves a suffix of them: replayed, a put whose later
+   *     delete has been compacted out of the stored histories still meets
+   *     that delete.
+   * `onBatch`: progress, as (ops written, ops in all).
+   */
+  async writeSnapshot(s: Snapshot, onBatch?: (done: number, total: number) => void): Promise<void> {
+    const total = s.buckets.length + s.histories.length + s.covered.length + 1;
+    let done = 0;
+    let ops: StoreOp[] = [];
+    let bytes = 0;
+    const write = async () => {
+      const batch = ops;
+      ops = [];
+      bytes = 0;
+      await this.enqueue(batch, true);
+      done += batch.length;
+      onBatch?.(done, total);
+    };
+    /** Queues an op; true when the batch is full. */
+    const full = (op: StoreOp): boolean => {
+      ops.push(op);
+      bytes += op.value?.length ?? 0;
+      return ops.length >= SNAPSHOT_BATCH_OPS_MAX || bytes >= SNAPSHOT_BATCH_BYTES_MAX;
+    };
+    for (const [b, doc] of s.buckets) if (full({ type: "put", key: bucketKey(b), value: sealBlob(doc) })) await write();
+    for (const [k, h] of s.histories) {
+      if (full(h ? { type: "put", key: keyHistoryKey(k), value: sealBlob(h) } : { type: "del", key: keyHistoryKey(k) })) await write();
     }
-    for (const key of s.covered) ops.push({ type: "del", key });
-    ops.push({ type: "put", key: metaKey("snapshotRev"), value: encodeU64(s.snapshotRev) });
-    return this.enqueue(ops, true);
+    if (ops.length > 0) await write();
+    full({ type: "put", key: metaKey("snapshotRev"), value: encodeU64(s.snapshotRev) });
+    for (const key of s.covered) if (full({ type: "del", key })) await write();
+    if (ops.length > 0) await write();
   }
 
   private enqueue(ops: StoreOp[], alone = false): Promise<void> {

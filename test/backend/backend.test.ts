@@ -11,7 +11,10 @@ import { MemoryStore } from "../../src/persist/memory-store";
 import { ActorId, KeyString } from "../../src/persist/encoding";
 import { KvRequest, TxnResult } from "../../src/frontend/requests";
 import { deleteRequest, putRequest, rangeRequest, text } from "../helpers/frontend";
-import { INITIAL_REVISION } from "../../src/persist/changelog";
+import { INITIAL_REVISION, SNAPSHOT_BATCH_OPS_MAX } from "../../src/persist/changelog";
+import { Store } from "../../src/persist/store";
+import { Prefix } from "../../src/persist/encoding";
+import { ObservedStore } from "../helpers/observed-store";
 
 /** A fresh store is at INITIAL_REVISION; its n-th write gets R + n. */
 const R = INITIAL_REVISION;
@@ -24,7 +27,7 @@ interface Running {
 }
 
 /** Opens a backend over `store` and starts FRONTENDS executors from its bootstrap. */
-async function start(store: MemoryStore): Promise<Running> {
+async function start(store: Store): Promise<Running> {
   const frontends: Executor[] = [];
   const backend = await Backend.open(store, false, {
     internalReplication: 1,
@@ -103,6 +106,36 @@ test("a restart after compacting away the newest revisions' history keeps the re
     expect(await read(f, "kept", R + 3)).toBe("1");
   }
   expect((await second.frontends[0].execute(put("next", "x"), 0)).revision).toBe(R + 4);
+  await second.backend.close();
+});
+
+test("a crash while a snapshot deletes the records it covers loses nothing and brings nothing back", async () => {
+  const observed = new ObservedStore(store);
+  const first = await start(observed);
+  const f = first.frontends[0];
+  // Enough records for three deletion batches; "gone" is put in the second batch's range and
+  // deleted in the third's, then compacted away, so the stored state has no trace of it.
+  const total = 3 * SNAPSHOT_BATCH_OPS_MAX;
+  const putGoneAt = SNAPSHOT_BATCH_OPS_MAX + 100;
+  const deleteGoneAt = 2 * SNAPSHOT_BATCH_OPS_MAX + 100;
+  for (let i = 1; i <= total; i++) {
+    if (i === putGoneAt) await f.execute(put("gone", "x"), 0);
+    else if (i === deleteGoneAt) await f.execute(remove("gone"), 0);
+    else await f.execute(put(`k${i % 50}`, `v${i}`), 0);
+  }
+  await first.backend.compact(first.backend.revision);
+  let deletionBatches = 0;
+  observed.failWhen = (ops) => ops.some((op) => op.type === "del" && op.key[0] === Prefix.Change) && ++deletionBatches === 2;
+  await expect(first.backend.snapshot()).rejects.toThrow();
+  const second = await start(store); // the first backend is abandoned mid-snapshot, as by a kill
+  expect(second.backend.revision).toBe(R + total);
+  for (const fe of second.frontends) {
+    expect(await read(fe, "gone")).toBeUndefined();
+    for (let k = 0; k < 50; k++) {
+      const last = total - ((total - k) % 50);
+      expect(await read(fe, `k${k}`)).toBe(`v${last}`);
+    }
+  }
   await second.backend.close();
 });
 

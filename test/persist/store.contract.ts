@@ -3,11 +3,12 @@
  * it, must pass this suite. level-store.test.ts and memory-store.test.ts run it.
  */
 import { KeyRange, Store, StoreOp } from "../../src/persist/store";
-import { ChangeLog } from "../../src/persist/changelog";
+import { ChangeLog, SNAPSHOT_BATCH_OPS_MAX } from "../../src/persist/changelog";
 import { ChangeRecord, encodeRecord, unpackHistories } from "../../src/persist/records";
 import { ActorId, Prefix, bucketKey, changeKey, keyToString, mergeKey, prefixBounds } from "../../src/persist/encoding";
 import { MergekvError } from "../../src/errors";
 import { SeededRandom, chooseSeed } from "../helpers/random";
+import { ObservedStore } from "../helpers/observed-store";
 
 export interface StoreUnderTest {
   /** The store, open. After `reopen` this is the reopened one. */
@@ -43,29 +44,6 @@ async function rejectionOf(promise: Promise<unknown>): Promise<MergekvError> {
   const error = await promise.then(() => undefined, (e: unknown) => e);
   expect(error).toBeInstanceOf(MergekvError);
   return error as MergekvError;
-}
-
-/** A store wrapper that records batches and can be told to fail or hold them. */
-class ObservedStore implements Store {
-  readonly batches: StoreOp[][] = [];
-  failWhen: (ops: StoreOp[]) => boolean = () => false;
-  gate: Promise<void> = Promise.resolve();
-
-  constructor(private readonly inner: Store) {}
-
-  open() { return this.inner.open(); }
-  close() { return this.inner.close(); }
-  get(k: Buffer) { return this.inner.get(k); }
-  entries(range: KeyRange) { return this.inner.entries(range); }
-  sizeBytes() { return this.inner.sizeBytes(); }
-  reclaim(range: KeyRange) { return this.inner.reclaim(range); }
-
-  async batch(ops: StoreOp[], sync: boolean): Promise<void> {
-    this.batches.push([...ops]);
-    await this.gate;
-    if (this.failWhen(ops)) throw new Error("injected write failure");
-    return this.inner.batch(ops, sync);
-  }
 }
 
 export function runStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
@@ -225,7 +203,7 @@ function defineChangeLogTests(current: () => StoreUnderTest): void {
     expect(recovered.meta.rev).toBe(4);
   });
 
-  test("writeSnapshot is atomic: a failed snapshot deletes nothing and stores nothing", async () => {
+  test("a snapshot that fails while storing state deletes no record", async () => {
     const observed = new ObservedStore(current().store);
     const log = new ChangeLog(observed, true);
     const keys = [1, 2].map((seq) => changeKey(ACTOR_LOW, seq));
@@ -253,6 +231,43 @@ function defineChangeLogTests(current: () => StoreUnderTest): void {
     const snapshotBatch = observed.batches.find((ops) => ops.some((op) => op.type === "del" && op.key.equals(changeKey(ACTOR_LOW, 1))))!;
     expect(snapshotBatch.some((op) => op.key.equals(laterKey))).toBe(false);
     expect((await log.recover(false)).records.map((r) => r.record.rev)).toEqual([2]);
+  });
+
+  test("a big snapshot is written in bounded batches, and appends made meanwhile land between them", async () => {
+    const observed = new ObservedStore(current().store);
+    const log = new ChangeLog(observed, true);
+    const covered = Array.from({ length: 2 * SNAPSHOT_BATCH_OPS_MAX + 10 }, (_, i) => changeKey(ACTOR_LOW, i + 1));
+    await log.append(covered.map((k, i) => ({ key: k, record: changeRecord(i + 1) })));
+    const buckets: [number, Uint8Array][] = Array.from({ length: SNAPSHOT_BATCH_OPS_MAX + 5 }, (_, b) => [b, bytes(`doc ${b}`)]);
+    let snapshotDone = false;
+    const snapshot = log.writeSnapshot({ snapshotRev: covered.length, buckets, histories: [], covered }).then(() => { snapshotDone = true; });
+    const appendKey = changeKey(ACTOR_LOW, covered.length + 1);
+    await log.append([{ key: appendKey, record: changeRecord(covered.length + 1) }]);
+    expect(snapshotDone).toBe(false); // durable while the snapshot still had batches to go
+    await snapshot;
+    const snapshotBatches = observed.batches.filter((ops) => ops.some((op) => op.key[0] === Prefix.Bucket || (op.type === "del" && op.key[0] === Prefix.Change)));
+    expect(snapshotBatches.length).toBeGreaterThanOrEqual(5);
+    for (const ops of snapshotBatches) expect(ops.length).toBeLessThanOrEqual(SNAPSHOT_BATCH_OPS_MAX + 1); // + the meta rev
+    const recovered = await log.recover(false);
+    expect(recovered.records.map((r) => r.record.rev)).toEqual([covered.length + 1]);
+    expect(recovered.buckets.length).toBe(buckets.length);
+  });
+
+  test("a snapshot stopped while deleting what it covers leaves the newest covered records, with the state stored", async () => {
+    const observed = new ObservedStore(current().store);
+    const log = new ChangeLog(observed, true);
+    const covered = Array.from({ length: 3 * SNAPSHOT_BATCH_OPS_MAX }, (_, i) => changeKey(ACTOR_LOW, i + 1));
+    await log.append(covered.map((k, i) => ({ key: k, record: changeRecord(i + 1) })));
+    let deletionBatches = 0;
+    observed.failWhen = (ops) => ops.some((op) => op.type === "del" && op.key[0] === Prefix.Change) && ++deletionBatches === 2;
+    const failure = await rejectionOf(log.writeSnapshot({ snapshotRev: covered.length, buckets: [[7, bytes("doc")]], histories: [[key("k"), bytes("h")]], covered }));
+    expect(failure.code).toBe("Unavailable");
+    const recovered = await new ChangeLog(current().store, true).recover(false);
+    // The first deletion batch (snapshotRev and the oldest records) went through; the newer records all stand.
+    const deleted = SNAPSHOT_BATCH_OPS_MAX - 1;
+    expect(recovered.records.map((r) => r.record.rev)).toEqual(Array.from({ length: covered.length - deleted }, (_, i) => deleted + 1 + i));
+    expect(recovered.buckets.map(([b, v]) => [b, Buffer.from(v).toString()])).toEqual([[7, "doc"]]);
+    expect(recovered.meta.snapshotRev).toBe(covered.length);
   });
 
   test("meta rev is a high-water mark: it never goes down, even once records are gone", async () => {

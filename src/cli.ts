@@ -37,6 +37,9 @@ serve flags:
   --repair                          set unreadable records aside instead of refusing to start
   --listen-metrics-urls URLS        serve /metrics (Prometheus) and /health on these http:// URLs
   --log-level LEVEL                 debug, info, warn or error (default info); logs are JSON lines on stderr
+  --auth-token TYPE[,OPTIONS]       simple (default) or jwt,sign-method=RS256,priv-key=FILE,pub-key=FILE[,ttl=5m]
+                                    (sign-method: RS256/384/512, PS256/384/512, ES256/384/512, HS256/384/512)
+  --auth-token-ttl SECONDS          a simple token's life past its last use (default 300)
   --quota-backend-bytes N            raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
   --experimental-watch-progress-notify-interval D
                                     progress notifications for watches that ask (default 10m)
@@ -90,6 +93,8 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "trusted-ca-file": { type: "string" },
       "client-cert-auth": { type: "boolean" },
       "log-level": { type: "string" },
+      "auth-token": { type: "string" },
+      "auth-token-ttl": { type: "string" },
     },
   });
   const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -116,6 +121,8 @@ export function parseServeFlags(args: string[]): ServerOptions {
       trustedCaFile: values["trusted-ca-file"] ?? "",
       clientCertAuth: values["client-cert-auth"] ?? false,
     },
+    authToken: values["auth-token"] ?? DEFAULT_OPTIONS.authToken,
+    authTokenTtlMs: positiveInt("auth-token-ttl", values["auth-token-ttl"], DEFAULT_OPTIONS.authTokenTtlMs / 1000) * 1000,
     log: (line) => logger.info(line),
     quotaBackendBytes: values["quota-backend-bytes"] === "0" ? DEFAULT_OPTIONS.quotaBackendBytes : positiveInt("quota-backend-bytes", values["quota-backend-bytes"], DEFAULT_OPTIONS.quotaBackendBytes),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),

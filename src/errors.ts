@@ -17,6 +17,7 @@ export type ErrorCode =
   | "AuthNotEnabled"
   | "AuthFailed"
   | "InvalidAuthToken"
+  | "AuthVerifyOnly"
   | "PermissionDenied"
   | "UserEmpty"
   | "UserExists"
@@ -65,6 +66,8 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   AuthNotEnabled: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: authentication is not enabled" },
   AuthFailed: { status: GrpcStatus.InvalidArgument, message: "etcdserver: authentication failed, invalid user ID or password" },
   InvalidAuthToken: { status: 16, message: "etcdserver: invalid auth token" },
+  // etcd 3.4 sends this one untranslated, with code Unknown (2).
+  AuthVerifyOnly: { status: 2, message: "auth: token signing attempted with verify-only key" },
   PermissionDenied: { status: 7, message: "etcdserver: permission denied" },
   UserEmpty: { status: GrpcStatus.InvalidArgument, message: "etcdserver: user name is empty" },
   UserExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: user name already exists" },

@@ -20,6 +20,9 @@ import { WatchHub } from "./backend/watch-hub";
 import { Alarms } from "./backend/alarms";
 import { Members } from "./backend/members";
 import { AuthStore } from "./backend/auth";
+import { TOKEN_TTL_MS } from "./backend/simple-tokens";
+import { TokenProvider } from "./backend/token-provider";
+import { tokenProviderFor } from "./backend/token-options";
 import { authService } from "./api/auth-service";
 import { MergekvError } from "./errors";
 
@@ -41,6 +44,10 @@ export interface ServerOptions {
   listenMetricsUrls: string[];
   /** How often a watch that asked for progress notifications gets one (etcd: 10 minutes). */
   watchProgressNotifyIntervalMs: number;
+  /** etcd's --auth-token: "simple", or "jwt,sign-method=...,priv-key=...,pub-key=...,ttl=..." (backend/token-options.ts). */
+  authToken: string;
+  /** etcd's --auth-token-ttl: a simple token's life past its last use. */
+  authTokenTtlMs: number;
   log: (line: string) => void;
 }
 
@@ -63,6 +70,8 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   quotaBackendBytes: DEFAULT_QUOTA_BYTES,
   listenMetricsUrls: [],
   tls: { certFile: "", keyFile: "", trustedCaFile: "", clientCertAuth: false },
+  authToken: "simple",
+  authTokenTtlMs: TOKEN_TTL_MS,
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -152,6 +161,8 @@ export class MergekvServer implements Engine {
   readonly alarms = new Alarms();
   members!: Members;
   auth!: AuthStore;
+  /** Built from --auth-token in the constructor, so bad options or key files fail before anything opens. */
+  private readonly tokens: TokenProvider;
   private quotaTimer: NodeJS.Timeout | null = null;
   private readonly metricsServers: http.Server[] = [];
   private grpcServer: grpc.Server | null = null;
@@ -168,6 +179,7 @@ export class MergekvServer implements Engine {
     if (!Number.isInteger(opts.snapshotCount) || opts.snapshotCount < 1) throw new MergekvError("InvalidArgument", `--snapshot-count must be a positive integer, got ${opts.snapshotCount}`);
     opts.listenClientUrls.forEach(bindAddress);
     for (const url of opts.listenClientUrls) credentialsFor(url, opts.tls); // bad TLS flags fail before anything opens
+    this.tokens = tokenProviderFor(opts.authToken, { simpleTtlMs: opts.authTokenTtlMs });
     this.store = new LevelStore(opts.dataDir);
   }
 
@@ -201,7 +213,7 @@ export class MergekvServer implements Engine {
     const backend = this.backend;
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
-    this.auth = await AuthStore.load(this.backend.log);
+    this.auth = await AuthStore.load(this.backend.log, this.tokens);
     this.members = await Members.load(this.backend.log, {
       id: this.backend.meta.memberId,
       name: this.opts.name,

@@ -1,29 +1,33 @@
 /**
  * Authentication and authorization as etcd 3.4 has them: users with scrypt-
- * hashed passwords, roles with key-range permissions, simple tokens, and the
- * root user/role. Persisted as one checksummed meta record ("auth"); tokens
- * live in memory only (after a restart clients authenticate again, as with
- * etcd's simple tokens).
+ * hashed passwords, roles with key-range permissions, tokens (simple or JWT,
+ * from a TokenProvider), and the root user/role. Persisted as one
+ * checksummed meta record ("auth").
+ *
+ * Invariant: a token is accepted only while auth is on, its user exists, and
+ * it was issued at an auth revision no older than the last change that ends
+ * sessions: enabling auth (for everyone), adding the user or changing their
+ * password (for that user). Checked here, the same way for both kinds, so a
+ * stateless JWT is voided by a new password just as a simple token is.
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import { ChangeLog } from "../persist/changelog";
 import { MergekvError } from "../errors";
 import { inRange } from "../frontend/txn-view";
+import { TokenProvider } from "./token-provider";
+import { SimpleTokens } from "./simple-tokens";
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
 
 export type PermType = "Read" | "Write" | "Readwrite";
 export interface Permission { permType: PermType; key: string; rangeEnd: string }
-interface User { name: string; salt: string; hash: string; noPassword: boolean; roles: string[] }
+/** `tokensFrom`: tokens issued at an auth revision below it are void (absent in records written before JWTs: 0). */
+interface User { name: string; salt: string; hash: string; noPassword: boolean; roles: string[]; tokensFrom?: number }
 interface Role { name: string; perms: Permission[] }
-interface AuthState { enabled: boolean; revision: number; users: User[]; roles: Role[] }
+interface AuthState { enabled: boolean; revision: number; users: User[]; roles: Role[]; tokensFrom?: number }
 
 export const ROOT = "root";
-/** etcd's --auth-token-ttl default: a simple token lives 300 s past its last use. */
-export const TOKEN_TTL_MS = 300_000;
-/** Tokens held at once: bounds memory if clients authenticate in a loop. */
-export const TOKENS_MAX = 100_000;
 const HASH_BYTES = 32;
 const META_NAME = "auth";
 
@@ -32,13 +36,12 @@ export type Need = { access: "read" | "write"; key: string; rangeEnd: string } |
 
 export class AuthStore {
   private state: AuthState = { enabled: false, revision: 1, users: [], roles: [] };
-  private readonly tokens = new Map<string, { user: string; expiresAtMs: number }>();
-  private tokenCounter = 0;
 
-  private constructor(private readonly log: ChangeLog, private readonly now: () => number) {}
+  private constructor(private readonly log: ChangeLog, private readonly tokens: TokenProvider) {}
 
-  static async load(log: ChangeLog, now: () => number = Date.now): Promise<AuthStore> {
-    const a = new AuthStore(log, now);
+  /** The persisted auth state; tokens from `tokens` (default: simple tokens, etcd's default). Throws Corrupt. */
+  static async load(log: ChangeLog, tokens: TokenProvider = new SimpleTokens()): Promise<AuthStore> {
+    const a = new AuthStore(log, tokens);
     const bytes = await log.getMeta(META_NAME);
     if (bytes) {
       try {
@@ -53,14 +56,18 @@ export class AuthStore {
   get enabled(): boolean { return this.state.enabled; }
   get revision(): number { return this.state.revision; }
 
-  /** The user a token stands for; throws etcd's errors. Undefined when auth is off. */
+  /**
+   * The user a token stands for; undefined when auth is off. Throws UserEmpty
+   * for no token, InvalidAuthToken for one that is unknown, expired, forged,
+   * of a deleted user, or issued before a change that ended its session.
+   */
   identify(token: string | undefined): string | undefined {
     if (!this.state.enabled) return undefined;
     if (token === undefined) throw new MergekvError("UserEmpty"); // an empty token is a bad token, as in etcd
-    const t = this.tokens.get(token);
-    if (!t || t.expiresAtMs <= this.now() || !this.user(t.user)) throw new MergekvError("InvalidAuthToken");
-    t.expiresAtMs = this.now() + TOKEN_TTL_MS;
-    return t.user;
+    const claims = this.tokens.identify(token);
+    const u = claims && this.user(claims.user);
+    if (!u || claims.revision < Math.max(this.state.tokensFrom ?? 0, u.tokensFrom ?? 0)) throw new MergekvError("InvalidAuthToken");
+    return u.name;
   }
 
   /** Throws PermissionDenied unless `user` may do everything in `needs` (always allowed when auth is off). */
@@ -96,22 +103,29 @@ export class AuthStore {
     return false;
   }
 
+  /**
+   * A token for the user if the password matches. Throws AuthNotEnabled,
+   * AuthFailed, AuthVerifyOnly (JWT with a public key only) or Unavailable
+   * (too many simple tokens).
+   */
   async authenticate(name: string, password: string): Promise<string> {
     if (!this.state.enabled) throw new MergekvError("AuthNotEnabled");
+    // Issued at the revision the password was checked against: a password changed meanwhile voids it.
+    const revision = this.state.revision;
     const u = this.user(name);
     if (!u || u.noPassword || !(await matches(password, u))) throw new MergekvError("AuthFailed");
-    if (this.tokens.size >= TOKENS_MAX) this.dropExpiredTokens();
-    if (this.tokens.size >= TOKENS_MAX) throw new MergekvError("Unavailable", "mergekv: too many live auth tokens");
-    const token = `${randomBytes(16).toString("hex")}.${++this.tokenCounter}`;
-    this.tokens.set(token, { user: name, expiresAtMs: this.now() + TOKEN_TTL_MS });
-    return token;
+    return this.tokens.issue(name, revision);
   }
 
+  /** Turns auth on; tokens issued before (in an earlier enabled period) stay void. */
   async enable(): Promise<void> {
     const root = this.user(ROOT);
     if (!root) throw new MergekvError("RootUserNotExist");
     if (!root.roles.includes(ROOT)) throw new MergekvError("RootRoleNotExist");
-    await this.change((s) => { s.enabled = true; });
+    await this.change((s) => {
+      s.enabled = true;
+      s.tokensFrom = s.revision;
+    });
   }
 
   async disable(): Promise<void> {
@@ -124,7 +138,7 @@ export class AuthStore {
     if (this.user(name)) throw new MergekvError("UserExists");
     const salt = randomBytes(16);
     const hash = noPassword ? Buffer.alloc(0) : await scrypt(password, salt, HASH_BYTES);
-    await this.change((s) => s.users.push({ name, salt: salt.toString("hex"), hash: hash.toString("hex"), noPassword, roles: [] }));
+    await this.change((s) => s.users.push({ name, salt: salt.toString("hex"), hash: hash.toString("hex"), noPassword, roles: [], tokensFrom: s.revision }));
   }
 
   userGet(name: string): string[] {
@@ -138,7 +152,7 @@ export class AuthStore {
     this.mustUser(name);
     if (this.state.enabled && name === ROOT) throw new MergekvError("InvalidAuthManagement");
     await this.change((s) => { s.users = s.users.filter((u) => u.name !== name); });
-    this.dropTokensOf(name);
+    this.tokens.forget(name);
   }
 
   async userChangePassword(name: string, password: string): Promise<void> {
@@ -150,8 +164,9 @@ export class AuthStore {
       u.salt = salt.toString("hex");
       u.hash = hash.toString("hex");
       u.noPassword = false;
+      u.tokensFrom = s.revision; // as etcd: a new password ends the sessions the old one opened
     });
-    this.dropTokensOf(name); // as etcd: a new password ends the sessions the old one opened
+    this.tokens.forget(name);
   }
 
   async userGrantRole(name: string, role: string): Promise<void> {
@@ -225,22 +240,13 @@ export class AuthStore {
     return u;
   }
 
-  /** Applies a change to a copy, persists it, then makes it current. */
+  /** Applies a change to a copy (already at the next revision), persists it, then makes it current. */
   private async change(edit: (s: AuthState) => void): Promise<void> {
     const next = JSON.parse(JSON.stringify(this.state)) as AuthState;
-    edit(next);
     next.revision = this.state.revision + 1;
+    edit(next);
     await this.log.putMeta(META_NAME, Buffer.from(JSON.stringify(next)));
     this.state = next;
-  }
-
-  private dropTokensOf(user: string): void {
-    for (const [t, v] of this.tokens) if (v.user === user) this.tokens.delete(t);
-  }
-
-  private dropExpiredTokens(): void {
-    const now = this.now();
-    for (const [t, v] of this.tokens) if (v.expiresAtMs <= now) this.tokens.delete(t);
   }
 }
 

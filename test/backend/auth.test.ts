@@ -4,7 +4,8 @@
  * tokens and their TTL, user and role management errors, and what is
  * persisted. Authorization of key ranges: auth-authorize.test.ts.
  */
-import { AuthStore, Need, ROOT, TOKEN_TTL_MS } from "../../src/backend/auth";
+import { AuthStore, Need, ROOT } from "../../src/backend/auth";
+import { SimpleTokens, TOKEN_TTL_MS } from "../../src/backend/simple-tokens";
 import { ChangeLog } from "../../src/persist/changelog";
 import { authSubject as subject, enableWithRoot, failure } from "../helpers/auth";
 
@@ -199,7 +200,7 @@ describe("persistence", () => {
     const revision = auth.revision;
     expect(revision).toBeGreaterThan(1);
 
-    const again = await AuthStore.load(new ChangeLog(store, true), clock.now);
+    const again = await AuthStore.load(new ChangeLog(store, true), new SimpleTokens({ now: clock.now }));
     expect(again.enabled).toBe(true);
     expect(again.revision).toBe(revision);
     expect(again.userList()).toEqual(["alice", ROOT]);

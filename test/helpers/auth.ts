@@ -5,6 +5,8 @@
 import { AuthStore, ROOT } from "../../src/backend/auth";
 import { ChangeLog } from "../../src/persist/changelog";
 import { MemoryStore } from "../../src/persist/memory-store";
+import { SimpleTokens } from "../../src/backend/simple-tokens";
+import { TokenProvider } from "../../src/backend/token-provider";
 import { ErrorCode, MergekvError } from "../../src/errors";
 
 /** A clock the test moves by hand. */
@@ -15,12 +17,13 @@ export class Clock {
 
 export interface AuthSubject { store: MemoryStore; log: ChangeLog; auth: AuthStore; clock: Clock }
 
-export async function authSubject(): Promise<AuthSubject> {
+/** A fresh AuthStore; its tokens from `tokens` (default: simple tokens on the clock). */
+export async function authSubject(tokens: (clock: Clock) => TokenProvider = (c) => new SimpleTokens({ now: c.now })): Promise<AuthSubject> {
   const store = new MemoryStore();
   await store.open();
   const log = new ChangeLog(store, true);
   const clock = new Clock();
-  return { store, log, clock, auth: await AuthStore.load(log, clock.now) };
+  return { store, log, clock, auth: await AuthStore.load(log, tokens(clock)) };
 }
 
 /** The code of the MergekvError that `f` throws or rejects with. */

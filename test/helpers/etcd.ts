@@ -23,6 +23,8 @@ export interface EtcdOptions {
   dataDir?: string;
   clientPort?: number;
   peerPort?: number;
+  /** More flags, e.g. --auth-token. */
+  args?: string[];
 }
 
 /** etcd's start-up on these machines takes about 1 s; allow for a loaded machine. */
@@ -42,6 +44,7 @@ export async function startEtcd(o: EtcdOptions = {}): Promise<RunningEtcd> {
     "--listen-peer-urls", `http://127.0.0.1:${peerPort}`,
     "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
     "--initial-cluster", `default=http://127.0.0.1:${peerPort}`,
+    ...(o.args ?? []),
   ], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));

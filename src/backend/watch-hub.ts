@@ -39,7 +39,11 @@ export class Watcher {
   /** The next revision this watcher must see. */
   next = 0;
   synced = false;
-  constructor(readonly spec: WatchSpec, readonly sink: WatchSink) {}
+  /** Watchers with equal keys see the same events from one publish (so it matches them once). */
+  readonly sameEvents: string;
+  constructor(readonly spec: WatchSpec, readonly sink: WatchSink) {
+    this.sameEvents = `${spec.noPut ? 1 : 0}${spec.noDelete ? 1 : 0}${spec.prevKv ? 1 : 0}${spec.key.length}:${spec.key}${spec.rangeEnd}`;
+  }
 
   matches(e: MvccEvent): boolean {
     if (e.type === "put" ? this.spec.noPut : this.spec.noDelete) return false;
@@ -91,15 +95,37 @@ export class WatchHub {
     if (this.watchers.has(w) && !w.synced) this.catchUp(w);
   }
 
-  /** Durable events up to `rev`, from the backend. */
+  /**
+   * Durable events up to `rev`, from the backend. Watchers with the same
+   * range, filters and prev_kv share one matched list (1,000 watchers of one
+   * prefix match each event once), unless they start after some of these
+   * events.
+   */
   publish(events: MvccEvent[], rev: number): void {
+    if (events.length === 0) {
+      for (const w of this.watchers) if (w.synced && w.next <= rev) w.next = rev + 1;
+      return;
+    }
+    let first = Infinity;
+    for (const e of events) if (e.kv.mod < first) first = e.kv.mod;
+    const matched = new Map<string, MvccEvent[]>();
     for (const w of this.watchers) {
       if (!w.synced) continue;
-      const mine: MvccEvent[] = [];
-      for (const e of events) if (e.kv.mod >= w.next && w.matches(e)) mine.push(w.shape(e));
+      let mine: MvccEvent[];
+      if (w.next <= first) {
+        mine = matched.get(w.sameEvents) ?? this.match(w, events);
+        matched.set(w.sameEvents, mine);
+      } else mine = this.match(w, events);
       w.next = Math.max(w.next, rev + 1); // a watcher that starts in the future keeps its start
       if (mine.length > 0 && !w.sink.send(mine, rev)) w.synced = false; // sent, but the stream is full
     }
+  }
+
+  /** The events `w` is due, as it sees them (sinks only read the list). */
+  private match(w: Watcher, events: MvccEvent[]): MvccEvent[] {
+    const mine: MvccEvent[] = [];
+    for (const e of events) if (e.kv.mod >= w.next && w.matches(e)) mine.push(w.shape(e));
+    return mine;
   }
 
   /** Sends history [next, durable] in batches; stops early if the stream fills. */

@@ -157,6 +157,33 @@ describe("prev_kv and filters", () => {
   });
 });
 
+describe("watchers of one publish", () => {
+  test("each gets its own events though many share a spec; range, filters, prev_kv and a future start keep them apart", () => {
+    const h = new Harness();
+    h.write(put("a\u0000b", "0"), put("a", "0"));
+    const twins = [h.watch({ key: "a", rangeEnd: "b" }), h.watch({ key: "a", rangeEnd: "b" })];
+    // Same characters once key and range end are joined: must not share a match.
+    const joinedAlike = [h.watch({ key: "a\u0000b", rangeEnd: "" }), h.watch({ key: "a", rangeEnd: "\u0000b" })];
+    const noDelete = h.watch({ key: "a", rangeEnd: "b", noDelete: true });
+    const withPrev = h.watch({ key: "a", rangeEnd: "b", prevKv: true });
+    const r = h.write(put("a", "1"), put("a\u0000b", "1"), del("ab"));
+    const future = h.watch({ key: "a", rangeEnd: "b", startRevision: r + 2 });
+    const r2 = h.write(put("a", "2"), del("a\u0000b"));
+    const r3 = h.write(put("a", "3"));
+    for (const t of twins) {
+      expect(t.sink.briefs.map((e) => [e.type, e.key, e.mod])).toEqual([
+        ["put", "a", r], ["put", "a\u0000b", r], ["put", "a", r2], ["delete", "a\u0000b", r2], ["put", "a", r3],
+      ]);
+    }
+    expect(joinedAlike[0].sink.briefs.map((e) => [e.key, e.mod])).toEqual([["a\u0000b", r], ["a\u0000b", r2]]);
+    expect(joinedAlike[1].sink.briefs).toEqual([]);
+    expect(noDelete.sink.briefs.map((e) => e.type)).toEqual(["put", "put", "put", "put"]);
+    expect(withPrev.sink.briefs.filter((e) => e.prev).length).toBe(5); // every event: each key existed before
+    expect(twins[0].sink.briefs.filter((e) => e.prev).length).toBe(0);
+    expect(future.sink.briefs.map((e) => e.mod)).toEqual([r3]);
+  });
+});
+
 describe("ranges", () => {
   test("single key, [key, range_end), prefix and from-key (\\0)", () => {
     const h = new Harness();

@@ -70,6 +70,8 @@ export interface EventSource {
 
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
+  /** This turn's history scans, by range, filters, prev_kv and revisions (see `history`). */
+  private readonly recentHistory = new Map<string, MvccEvent[]>();
 
   constructor(private readonly source: EventSource) {}
 
@@ -139,7 +141,7 @@ export class WatchHub {
     }
     while (w.next <= durable) {
       const to = Math.min(durable, w.next + WATCH_BATCH_REVISIONS_MAX - 1);
-      const events = mvcc.eventsBetween(w.spec.key, w.spec.rangeEnd, w.next, to).filter((e) => w.matches(e)).map((e) => w.shape(e));
+      const events = this.history(w, to);
       w.next = to + 1;
       if (events.length > 0 && !w.sink.send(events, to)) {
         w.synced = false;
@@ -147,5 +149,22 @@ export class WatchHub {
       }
     }
     w.synced = true;
+  }
+
+  /**
+   * History (`w.next`, `to`] as `w` sees it. Watchers alike that catch up
+   * over the same revisions in one turn (clients reconnecting after a
+   * restart, all from one revision) share one scan, and so one encoding of
+   * each event; the cache lives for the turn.
+   */
+  private history(w: Watcher, to: number): MvccEvent[] {
+    const key = `${w.next}:${to}:${w.sameEvents}`;
+    let events = this.recentHistory.get(key);
+    if (!events) {
+      events = this.source.mvcc.eventsBetween(w.spec.key, w.spec.rangeEnd, w.next, to).filter((e) => w.matches(e)).map((e) => w.shape(e));
+      if (this.recentHistory.size === 0) setImmediate(() => this.recentHistory.clear());
+      this.recentHistory.set(key, events);
+    }
+    return events;
   }
 }

@@ -184,6 +184,27 @@ describe("watchers of one publish", () => {
   });
 });
 
+describe("watchers catching up together", () => {
+  test("alike watchers from one revision in one turn share one history scan; others get their own", async () => {
+    const h = new Harness();
+    const r1 = h.write(put("c/a", "1"));
+    h.write(put("c/b", "1"), del("c/a"));
+    const rLast = h.write(put("c/a", "2"));
+    const alike = [0, 1, 2].map(() => h.watch({ key: "c/", rangeEnd: "c0", startRevision: r1 }));
+    const deletesOnly = h.watch({ key: "c/", rangeEnd: "c0", startRevision: r1, noPut: true });
+    const expected = [["put", "c/a", r1], ["delete", "c/a", r1 + 1], ["put", "c/b", r1 + 1], ["put", "c/a", rLast]]; // key order within a revision
+    for (const { sink } of alike) expect(sink.briefs.map((e) => [e.type, e.key, e.mod])).toEqual(expected);
+    expect(alike[1].sink.sends[0].events).toBe(alike[0].sink.sends[0].events); // the same scan
+    expect(alike[2].sink.sends[0].events).toBe(alike[0].sink.sends[0].events);
+    expect(deletesOnly.sink.briefs.map((e) => [e.type, e.key, e.mod])).toEqual([["delete", "c/a", r1 + 1]]);
+    await new Promise((r) => setImmediate(r)); // a later turn scans again, and sees later writes
+    const rNew = h.write(put("c/c", "1"));
+    const later = h.watch({ key: "c/", rangeEnd: "c0", startRevision: r1 });
+    expect(later.sink.sends[0].events).not.toBe(alike[0].sink.sends[0].events);
+    expect(later.sink.briefs.map((e) => e.mod)).toEqual([...expected.map((e) => e[2]), rNew]);
+  });
+});
+
 describe("ranges", () => {
   test("single key, [key, range_end), prefix and from-key (\\0)", () => {
     const h = new Harness();

@@ -8,8 +8,7 @@
 import { constants, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, KeyObject, sign, verify } from "node:crypto";
 import fc from "fast-check";
 import { JWT_BYTES_MAX, JWT_SIGN_METHODS, JWT_TTL_MS, JwtSignMethod, JwtTokens } from "../../src/backend/jwt-tokens";
-import { MergekvError } from "../../src/errors";
-import { Clock } from "../helpers/auth";
+import { Clock, invalidArgumentMessage } from "../helpers/auth";
 import { assertProperty } from "../helpers/random";
 
 /** RSA keys are slow to make: one pair (and one stranger) for every RS and PS test. */
@@ -36,17 +35,6 @@ const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString("bas
 function handMade(claims: object, header: object = { alg: "RS256", typ: "JWT" }, key: KeyObject = rsa.privateKey): string {
   const input = `${b64(header)}.${b64(claims)}`;
   return `${input}.${sign("sha256", Buffer.from(input), key).toString("base64url")}`;
-}
-
-function messageOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MergekvError);
-    expect((e as MergekvError).code).toBe("InvalidArgument");
-    return (e as MergekvError).message;
-  }
-  throw new Error("expected InvalidArgument, nothing was thrown");
 }
 
 describe("issue and verify", () => {
@@ -258,12 +246,12 @@ describe("keys that do not suit the method are refused with a clear message", ()
     ["HS384", "--auth-token: sign-method HS384 needs priv-key: a file holding the shared secret", { signingKey: rsa.privateKey }],
     ["HS512", "--auth-token: sign-method HS512: the shared secret in priv-key is empty", { signingKey: createSecretKey(Buffer.alloc(0)) }],
   ] as [JwtSignMethod, string, { signingKey?: KeyObject; publicKey?: KeyObject }][])("%s: %s", (method, message, keys) => {
-    expect(messageOf(() => new JwtTokens({ signMethod: method, ...keys }))).toBe(message);
+    expect(invalidArgumentMessage(() => new JwtTokens({ signMethod: method, ...keys }))).toBe(message);
   });
 
   test("an unknown method or a ttl that is not positive", () => {
-    expect(messageOf(() => new JwtTokens({ signMethod: "XX256" as JwtSignMethod, signingKey: rsa.privateKey }))).toBe('--auth-token: unsupported sign-method "XX256"');
-    expect(messageOf(() => new JwtTokens({ signMethod: "RS256", signingKey: rsa.privateKey, ttlMs: 0 }))).toBe("--auth-token: ttl must be a positive duration, got 0 ms");
+    expect(invalidArgumentMessage(() => new JwtTokens({ signMethod: "XX256" as JwtSignMethod, signingKey: rsa.privateKey }))).toBe('--auth-token: unsupported sign-method "XX256"');
+    expect(invalidArgumentMessage(() => new JwtTokens({ signMethod: "RS256", signingKey: rsa.privateKey, ttlMs: 0 }))).toBe("--auth-token: ttl must be a positive duration, got 0 ms");
   });
 
   test("matching keys given both ways are accepted, from PKCS#1 and PKCS#8 PEMs alike", () => {

@@ -9,20 +9,8 @@ import * as path from "node:path";
 import { JwtTokens } from "../../src/backend/jwt-tokens";
 import { SimpleTokens } from "../../src/backend/simple-tokens";
 import { parseAuthToken, parseGoDuration, tokenProviderFor } from "../../src/backend/token-options";
-import { MergekvError } from "../../src/errors";
-import { Clock } from "../helpers/auth";
+import { Clock, invalidArgumentMessage } from "../helpers/auth";
 import { tempDir } from "../helpers/server";
-
-function messageOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MergekvError);
-    expect((e as MergekvError).code).toBe("InvalidArgument");
-    return (e as MergekvError).message;
-  }
-  throw new Error("expected InvalidArgument, nothing was thrown");
-}
 
 describe("parseAuthToken", () => {
   test("simple; jwt with its options in any order; ttl defaults to 5m; empty file options count as absent", () => {
@@ -52,7 +40,7 @@ describe("parseAuthToken", () => {
     ["jwt,sign-method=RS256,priv-key=k,ttl=-5m", '--auth-token: ttl must be a positive duration such as 5m, 90s or 1h30m, got "-5m"'],
     ["jwt,a=1,b=2,c=3,d=4,e=5", '--auth-token: too many options (at most 4): "jwt,a=1,b=2,c=3,d=4,e=5"'],
   ])("%j: %s", (value, message) => {
-    expect(messageOf(() => parseAuthToken(value))).toBe(message);
+    expect(invalidArgumentMessage(() => parseAuthToken(value))).toBe(message);
   });
 });
 
@@ -128,18 +116,18 @@ describe("tokenProviderFor: key files", () => {
   });
 
   test("each mistake names the option and the file", () => {
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("missing.pem")}`)))
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("missing.pem")}`)))
       .toBe(`--auth-token: cannot read priv-key ${file("missing.pem")}: ENOENT: no such file or directory, open '${file("missing.pem")}'`);
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,pub-key=${file("missing.pem")}`))).toMatch(/^--auth-token: cannot read pub-key .*missing\.pem: ENOENT/);
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("garbage.pem")}`))).toMatch(/^--auth-token: priv-key .*garbage\.pem is not a PEM private key \(/);
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("rsa-pub.pem")}`))).toMatch(/^--auth-token: priv-key .*rsa-pub\.pem is not a PEM private key \(/);
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,pub-key=${file("garbage.pem")}`))).toMatch(/^--auth-token: pub-key .*garbage\.pem is not a PEM public key \(/);
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,pub-key=${file("rsa-pkcs8.pem")}`))).toBe(`--auth-token: pub-key ${file("rsa-pkcs8.pem")} holds a private key; give the public key`);
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("ec-sec1.pem")}`))).toBe("--auth-token: sign-method RS256 needs an RSA key; priv-key is an EC key on prime256v1");
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=ES512,priv-key=${file("ec-sec1.pem")}`))).toBe("--auth-token: sign-method ES512 needs an EC key on P-521 (secp521r1); priv-key is an EC key on prime256v1");
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("rsa-pkcs8.pem")},pub-key=${file("ec-pub.pem")}`))).toBe("--auth-token: sign-method RS256 needs an RSA key; pub-key is an EC key on prime256v1");
-    expect(messageOf(() => tokenProviderFor(`jwt,sign-method=HS256,priv-key=${file("secret")},pub-key=${file("rsa-pub.pem")}`)))
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,pub-key=${file("missing.pem")}`))).toMatch(/^--auth-token: cannot read pub-key .*missing\.pem: ENOENT/);
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("garbage.pem")}`))).toMatch(/^--auth-token: priv-key .*garbage\.pem is not a PEM private key \(/);
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("rsa-pub.pem")}`))).toMatch(/^--auth-token: priv-key .*rsa-pub\.pem is not a PEM private key \(/);
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,pub-key=${file("garbage.pem")}`))).toMatch(/^--auth-token: pub-key .*garbage\.pem is not a PEM public key \(/);
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,pub-key=${file("rsa-pkcs8.pem")}`))).toBe(`--auth-token: pub-key ${file("rsa-pkcs8.pem")} holds a private key; give the public key`);
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("ec-sec1.pem")}`))).toBe("--auth-token: sign-method RS256 needs an RSA key; priv-key is an EC key on prime256v1");
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=ES512,priv-key=${file("ec-sec1.pem")}`))).toBe("--auth-token: sign-method ES512 needs an EC key on P-521 (secp521r1); priv-key is an EC key on prime256v1");
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=RS256,priv-key=${file("rsa-pkcs8.pem")},pub-key=${file("ec-pub.pem")}`))).toBe("--auth-token: sign-method RS256 needs an RSA key; pub-key is an EC key on prime256v1");
+    expect(invalidArgumentMessage(() => tokenProviderFor(`jwt,sign-method=HS256,priv-key=${file("secret")},pub-key=${file("rsa-pub.pem")}`)))
       .toBe("--auth-token: sign-method HS256 signs and verifies with the shared secret in priv-key; pub-key does not apply");
-    expect(messageOf(() => tokenProviderFor("jwt,sign-method=ES256"))).toBe("--auth-token: jwt needs priv-key (to sign and verify tokens) or pub-key (to verify only)");
+    expect(invalidArgumentMessage(() => tokenProviderFor("jwt,sign-method=ES256"))).toBe("--auth-token: jwt needs priv-key (to sign and verify tokens) or pub-key (to verify only)");
   });
 });

@@ -43,3 +43,48 @@ export async function enableWithRoot(auth: AuthStore): Promise<void> {
   await auth.userGrantRole(ROOT, ROOT);
   await auth.enable();
 }
+
+/** The message of the InvalidArgument error `f` throws (the test fails if it throws anything else, or nothing). */
+export function invalidArgumentMessage(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(MergekvError);
+    expect((e as MergekvError).code).toBe("InvalidArgument");
+    return (e as MergekvError).message;
+  }
+  throw new Error("expected InvalidArgument, nothing was thrown");
+}
+
+/**
+ * What ends a user's sessions, whatever the token kind: a new password
+ * (the old one then fails), deleting the user (adding the name again
+ * revives nothing), and enabling auth again. Other users' tokens stay valid.
+ */
+export async function sessionsEnd(auth: AuthStore): Promise<void> {
+  await enableWithRoot(auth);
+  await auth.userAdd("alice", "pw1", false);
+  await auth.userAdd("bob", "pw", false);
+  const alice = await auth.authenticate("alice", "pw1");
+  const bob = await auth.authenticate("bob", "pw");
+  await auth.userChangePassword("alice", "pw2");
+  expect(await failure(() => auth.identify(alice))).toBe("InvalidAuthToken");
+  expect(await failure(() => auth.authenticate("alice", "pw1"))).toBe("AuthFailed");
+  expect(auth.identify(bob)).toBe("bob");
+  const alice2 = await auth.authenticate("alice", "pw2");
+  expect(auth.identify(alice2)).toBe("alice");
+
+  await auth.userDelete("bob");
+  expect(await failure(() => auth.identify(bob))).toBe("InvalidAuthToken");
+  await auth.userAdd("bob", "pw", false);
+  expect(await failure(() => auth.identify(bob))).toBe("InvalidAuthToken");
+  const bob2 = await auth.authenticate("bob", "pw");
+  expect(auth.identify(bob2)).toBe("bob");
+
+  const root = await auth.authenticate(ROOT, "root-password");
+  await auth.disable();
+  expect(auth.identify(alice2)).toBeUndefined(); // auth off: nobody is identified
+  await auth.enable();
+  for (const token of [alice2, bob2, root]) expect(await failure(() => auth.identify(token))).toBe("InvalidAuthToken");
+  expect(auth.identify(await auth.authenticate("alice", "pw2"))).toBe("alice");
+}

@@ -34,15 +34,16 @@ export type TargetName = "mergekv" | "etcd" | "mergekv-tls";
 
 export const TARGETS: TargetName[] = ["mergekv", "etcd"];
 
-export async function startTarget(name: TargetName): Promise<Target> {
-  if (name === "etcd") return startEtcdTarget();
-  if (name === "mergekv") return startMergekvTarget();
+/** `args`: more flags, given to either server as they are (etcd and mergekv share the ones tested). */
+export async function startTarget(name: TargetName, args: string[] = []): Promise<Target> {
+  if (name === "etcd") return startEtcdTarget(args);
+  if (name === "mergekv") return startMergekvTarget(args);
   const certs = await makeCerts(await tempDir("mergekv-tls-"));
-  return startMergekvTarget(certs);
+  return startMergekvTarget(args, certs);
 }
 
-async function startEtcdTarget(): Promise<Target> {
-  let etcd: RunningEtcd = await startEtcd();
+async function startEtcdTarget(args: string[]): Promise<Target> {
+  let etcd: RunningEtcd = await startEtcd({ args });
   return {
     endpoint: etcd.endpoint,
     clientUrl: `http://${etcd.endpoint}`,
@@ -51,18 +52,19 @@ async function startEtcdTarget(): Promise<Target> {
     mergekv: false,
     restart: async () => {
       await etcd.stop(true);
-      etcd = await startEtcd({ dataDir: etcd.dataDir, clientPort: etcd.clientPort, peerPort: etcd.peerPort });
+      etcd = await startEtcd({ dataDir: etcd.dataDir, clientPort: etcd.clientPort, peerPort: etcd.peerPort, args });
     },
     stop: async () => void (await etcd.stop()),
   };
 }
 
-async function startMergekvTarget(tls?: TestCerts): Promise<Target> {
+async function startMergekvTarget(extraArgs: string[], tls?: TestCerts): Promise<Target> {
   const port = await freePort();
   const endpoint = `127.0.0.1:${port}`;
-  const args = tls
+  const tlsArgs = tls
     ? ["--listen-client-urls", `https://${endpoint}`, "--cert-file", tls.serverCert, "--key-file", tls.serverKey, "--trusted-ca-file", tls.ca, "--client-cert-auth"]
     : [];
+  const args = [...tlsArgs, ...extraArgs];
   let server: RunningServer = await startServer({ port, args });
   /** Stops the running server; fails if it did not exit cleanly or logged an internal error. */
   const stopChecked = async () => {

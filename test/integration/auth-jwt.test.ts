@@ -10,8 +10,8 @@ import { generateKeyPairSync, KeyObject, sign, verify } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Etcd3 } from "etcd3";
-import { freePort, RunningServer, startServer, tempDir } from "../helpers/server";
-import { RunningEtcd, startEtcd } from "../helpers/etcd";
+import { freePort, tempDir } from "../helpers/server";
+import { startTarget, Target } from "../helpers/targets";
 import { etcdctlOk, etcdctlOn, run } from "../helpers/etcdctl";
 import { b, grpcError, rawClient, RawClient } from "../helpers/grpc";
 
@@ -23,55 +23,6 @@ const INVALID_TOKEN = { code: 16, details: "etcdserver: invalid auth token" };
 const TTL_S = 300;
 /** Slack for the clock between the server issuing a token and the test reading it. */
 const CLOCK_SLACK_S = 10;
-
-interface JwtServer {
-  endpoint: string;
-  etcdctlArgs: string[];
-  mergekv: boolean;
-  /** Stops the server and starts it again on the same port and data. */
-  restart(): Promise<void>;
-  /** Stops it and removes its data; fails if mergekv did not exit cleanly. */
-  stop(): Promise<void>;
-}
-
-/** mergekv or a real etcd, with `args` (the --auth-token flag). */
-async function startWith(name: "mergekv" | "etcd", args: string[]): Promise<JwtServer> {
-  if (name === "etcd") {
-    let etcd: RunningEtcd = await startEtcd({ args });
-    return {
-      endpoint: etcd.endpoint,
-      etcdctlArgs: ["--endpoints", etcd.endpoint],
-      mergekv: false,
-      restart: async () => {
-        await etcd.stop(true);
-        etcd = await startEtcd({ dataDir: etcd.dataDir, clientPort: etcd.clientPort, peerPort: etcd.peerPort, args });
-      },
-      stop: async () => void (await etcd.stop()),
-    };
-  }
-  const port = await freePort();
-  let server: RunningServer = await startServer({ port, args });
-  const stopChecked = async () => {
-    const code = await server.stop();
-    if (code !== 0 || /internal error/i.test(server.output())) throw new Error(`mergekv exited with code ${code}:\n${server.output()}`);
-  };
-  return {
-    endpoint: server.endpoint,
-    etcdctlArgs: ["--endpoints", server.endpoint],
-    mergekv: true,
-    restart: async () => {
-      await stopChecked();
-      server = await startServer({ dataDir: server.dataDir, port, args });
-    },
-    stop: async () => {
-      try {
-        await stopChecked();
-      } finally {
-        await fs.rm(server.dataDir, { recursive: true, force: true });
-      }
-    },
-  };
-}
 
 const withToken = (token: string): grpc.Metadata => {
   const m = new grpc.Metadata();
@@ -104,14 +55,14 @@ afterAll(async () => {
 });
 
 describe.each(["mergekv", "etcd"] as const)("JWT tokens on %s", (name) => {
-  let server: JwtServer;
+  let server: Target;
   let raw: RawClient;
   const ok = (...args: string[]): Promise<string> => etcdctlOk(server, ...args);
   const authenticate = async (user: string, password: string): Promise<string> => (await raw.call("Auth", "Authenticate", { name: user, password })).token;
   const range = (key: string, token: string) => raw.call("KV", "Range", { key: b(key) }, withToken(token));
 
   beforeAll(async () => {
-    server = await startWith(name, ["--auth-token", `jwt,pub-key=${pubFile()},priv-key=${privFile()},sign-method=RS256`]);
+    server = await startTarget(name, ["--auth-token", `jwt,pub-key=${pubFile()},priv-key=${privFile()},sign-method=RS256`]);
     raw = rawClient(server.endpoint);
   });
 
@@ -196,10 +147,10 @@ describe.each(["mergekv", "etcd"] as const)("JWT tokens on %s", (name) => {
 });
 
 describe.each(["mergekv", "etcd"] as const)("verify-only JWT (pub-key alone) on %s", (name) => {
-  let server: JwtServer;
+  let server: Target;
 
   beforeAll(async () => {
-    server = await startWith(name, ["--auth-token", `jwt,pub-key=${pubFile()},sign-method=RS256`]);
+    server = await startTarget(name, ["--auth-token", `jwt,pub-key=${pubFile()},sign-method=RS256`]);
   });
 
   afterAll(async () => {

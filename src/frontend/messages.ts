@@ -24,8 +24,12 @@ export type ResponseItem =
 export type ToFrontend =
   /** `acknowledge`: report applied revisions even with no response to carry them (internal replication > 1). */
   | { type: "init"; index: number; frontends: number; acknowledge: boolean; bootstrap: Bootstrap }
-  /** `leases`: grants and revocations since the last message, applied before the items. */
-  | { type: "requests"; items: RequestItem[]; leases?: LeaseChange[] }
+  /**
+   * `applied`: entries held back since the last message (see FrontendPool),
+   * then `leases`: grants and revocations since the last message; both taken
+   * before the items.
+   */
+  | { type: "requests"; items: RequestItem[]; leases?: LeaseChange[]; applied?: AppliedEntry[] }
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
   /** Answer to a "fetch": current bytes of bucket documents (null: none yet). */

@@ -23,10 +23,14 @@ interface Waiting {
   resolve: (r: Executed) => void;
   reject: (e: Error) => void;
   write: boolean;
+  /** The frontend executing it. */
+  target: number;
 }
 
 /** Lease changes queued for a frontend that gets no requests: past this many they go on their own. */
 export const LEASE_UPDATES_QUEUED_MAX = 1_024;
+/** Applied entries held for a frontend with no request in flight: past this many they go on their own. */
+export const APPLIED_HELD_MAX = 1_024;
 
 export class FrontendPool {
   private readonly workers: Worker[] = [];
@@ -38,6 +42,15 @@ export class FrontendPool {
    */
   private readonly leaseUpdates: (LeaseChange[] | null)[] = [];
   private readonly waiting = new Map<number, Waiting>();
+  /** Per frontend: requests routed to it and not yet answered. */
+  private readonly outstanding: number[] = [];
+  /**
+   * Per frontend: applied entries not yet posted. A frontend with no request
+   * in flight waits for nothing, so they ride its next requests message
+   * (applied before its requests, so reads still see every answered write);
+   * each posting to an idle thread costs its wake-up.
+   */
+  private readonly heldApplied: AppliedEntry[][] = [];
   /** Per frontend, by envelope seq: results that came with changes not yet durable (bounded by INFLIGHT_ENVELOPES_MAX). */
   private readonly earlyReplies: Map<number, EarlyReply>[] = [];
   private readonly frontendOfActor = new Map<string, number>();
@@ -57,10 +70,14 @@ export class FrontendPool {
       this.workers.push(w);
       this.leaseUpdates.push(null);
       this.earlyReplies.push(new Map());
+      this.outstanding.push(0);
+      this.heldApplied.push([]);
       this.outboxes.push(new Outbox((items) => {
         const leases = this.leaseUpdates[i];
         this.leaseUpdates[i] = null;
-        this.post(i, leases ? { type: "requests", items, leases } : { type: "requests", items });
+        const applied = this.heldApplied[i];
+        if (applied.length > 0) this.heldApplied[i] = [];
+        this.post(i, { type: "requests", items, ...(leases ? { leases } : {}), ...(applied.length > 0 ? { applied } : {}) });
       }));
       ready.push(new Promise((resolve, reject) => {
         w.on("message", (m: FromFrontend) => {
@@ -96,14 +113,29 @@ export class FrontendPool {
   /** Backend fan-out: every frontend gets every entry, in order, with its own buckets' changes. */
   broadcast(m: BackendMessage): void {
     if (m.type === "applied") this.answerEarly(m.entries);
+    const acknowledging = this.backend.internalReplication > 1;
     for (let i = 0; i < this.workers.length; i++) {
       if (m.type === "leases") {
         // They ride the frontend's next requests message: they only matter to requests.
         const queued = (this.leaseUpdates[i] ??= []);
         queued.push(...m.changes);
         if (queued.length >= LEASE_UPDATES_QUEUED_MAX) this.outboxes[i].ping();
-      } else this.post(i, m.type === "applied" ? { type: "applied", entries: this.ownedEntries(i, m.entries) } : m);
+      } else if (m.type === "applied") {
+        const held = this.heldApplied[i];
+        for (const e of this.ownedEntries(i, m.entries)) held.push(e);
+        if (acknowledging || this.outstanding[i] > 0 || held.length >= APPLIED_HELD_MAX) this.releaseApplied(i);
+      } else {
+        this.releaseApplied(i); // ordered after every entry before it
+        this.post(i, m);
+      }
     }
+  }
+
+  private releaseApplied(i: number): void {
+    const held = this.heldApplied[i];
+    if (held.length === 0) return;
+    this.heldApplied[i] = [];
+    this.post(i, { type: "applied", entries: held });
   }
 
   private onMessage(i: number, m: FromFrontend): void {
@@ -119,10 +151,7 @@ export class FrontendPool {
         this.backend.acknowledge(i, m.ack);
         for (const item of m.items) {
           if (item.ok) this.answer(item.id, i, { revision: item.revision, result: item.result });
-          else {
-            this.waiting.get(item.id)?.reject(fromWireError(item.error));
-            this.waiting.delete(item.id);
-          }
+          else this.take(item.id)?.reject(fromWireError(item.error));
         }
         return;
       case "fatal":
@@ -147,17 +176,26 @@ export class FrontendPool {
 
   /** A write is answered once internally replicated (its executor counting), a read at once. */
   private answer(id: number, executor: number, done: Executed): void {
-    const w = this.waiting.get(id);
+    const w = this.take(id);
     if (!w) return;
-    this.waiting.delete(id);
     if (!w.write) w.resolve(done);
     else this.backend.whenReplicated(done.revision, executor).then(() => w.resolve(done));
+  }
+
+  /** Removes a request from those in flight. */
+  private take(id: number): Waiting | undefined {
+    const w = this.waiting.get(id);
+    if (!w) return undefined;
+    this.waiting.delete(id);
+    this.outstanding[w.target]--;
+    return w;
   }
 
   private fail(message: string): void {
     if (this.stopping) return;
     for (const w of this.waiting.values()) w.reject(new MergekvError("Internal", message));
     this.waiting.clear();
+    this.outstanding.fill(0);
     this.onFatal(message);
   }
 
@@ -168,7 +206,8 @@ export class FrontendPool {
     const target = write ? ownerOf(bucketOf(routingKey(request)), this.size) : this.nextReader++ % this.size;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, write });
+      this.waiting.set(id, { resolve, reject, write, target });
+      this.outstanding[target]++;
       this.outboxes[target].push({ id, minRev: this.backend.revision, request });
     });
   }

@@ -12,6 +12,7 @@ import { toWireError } from "../errors";
 import { Executor } from "./executor";
 import { FromFrontend, Outbox, ResponseItem, ToFrontend } from "./messages";
 import { EarlyReply } from "./executor";
+import { AppliedEntry } from "../backend/replica";
 
 const port = parentPort!;
 const post = (m: FromFrontend) => port.postMessage(m);
@@ -37,6 +38,12 @@ function fetchBuckets(buckets: number[]): Promise<[number, Uint8Array | null][]>
   return new Promise((resolve) => fetches.set(id, resolve));
 }
 
+function applied(entries: AppliedEntry[]): void {
+  executor!.onApplied(entries);
+  acked = entries[entries.length - 1].rev;
+  if (acknowledge) responses.ping(); // the ack goes out even when no request of ours completed
+}
+
 function handle(m: ToFrontend): void {
   switch (m.type) {
     case "init": {
@@ -55,6 +62,7 @@ function handle(m: ToFrontend): void {
       return;
     }
     case "requests":
+      if (m.applied) applied(m.applied);
       if (m.leases) executor!.onLeases(m.leases);
       for (const item of m.items) {
         executor!.execute(item.request, item.minRev, item.id).then(
@@ -66,9 +74,7 @@ function handle(m: ToFrontend): void {
       }
       return;
     case "applied":
-      executor!.onApplied(m.entries);
-      acked = m.entries[m.entries.length - 1].rev;
-      if (acknowledge) responses.ping(); // the ack goes out even when no request of ours completed
+      applied(m.entries);
       return;
     case "buckets":
       fetches.get(m.id)?.(m.docs);

@@ -90,8 +90,7 @@ export class FrontendPool {
         w.on("error", (e: Error) => { reject(e); this.fail(`frontend ${i} crashed: ${e.stack ?? e}`); });
         w.on("exit", (code) => { if (!this.stopping) this.fail(`frontend ${i} exited with code ${code}`); });
       }));
-      const acknowledge = this.backend.internalReplication > 1;
-      this.post(i, { type: "init", index: i, frontends: this.size, acknowledge, bootstrap: this.owned(i, bootstrap) });
+      this.post(i, { type: "init", index: i, frontends: this.size, acknowledge: this.acknowledging, bootstrap: this.owned(i, bootstrap) });
     }
     await Promise.all(ready);
   }
@@ -113,7 +112,7 @@ export class FrontendPool {
   /** Backend fan-out: every frontend gets every entry, in order, with its own buckets' changes. */
   broadcast(m: BackendMessage): void {
     if (m.type === "applied") this.answerEarly(m.entries);
-    const acknowledging = this.backend.internalReplication > 1;
+    const acknowledging = this.acknowledging;
     for (let i = 0; i < this.workers.length; i++) {
       if (m.type === "leases") {
         // They ride the frontend's next requests message: they only matter to requests.
@@ -129,6 +128,11 @@ export class FrontendPool {
         this.post(i, m);
       }
     }
+  }
+
+  /** Whether anyone waits for frontends' acknowledgements (internal replication above 1). */
+  private get acknowledging(): boolean {
+    return this.backend.internalReplication > 1;
   }
 
   private releaseApplied(i: number): void {

@@ -1,6 +1,6 @@
 import { FakeBackend, kvSummary as kvOf, errorCode, key, op, text } from "../helpers/frontend";
 import { SortTarget } from "../../src/frontend/requests";
-import { hashKV } from "../../src/frontend/executor";
+import { hashKV } from "../../src/frontend/operations";
 import { MvccStore } from "../../src/backend/mvcc";
 import { KeyString } from "../../src/persist/encoding";
 

@@ -20,8 +20,18 @@ const ROOT = "_root";
 
 /** Changes a resident set queues for a not-yet-loaded document before loading it to take them. */
 export const COLD_PENDING_MAX = 256;
-/** Change chunks a stored (non-resident) document collects before they are folded into its saved bytes. */
+/**
+ * When a stored (non-resident) document's change chunks are folded into its
+ * saved bytes: once they number FOLD_AT and as many as the changes folded in
+ * before, or weigh FOLD_CHUNK_BYTES_MAX. A fold loads and saves the whole
+ * document, whose history only grows: folding every FOLD_AT chunks made a hot
+ * key's writes cost more the longer the server ran (40% of the main thread
+ * after 30 s of lease churn). Doubling keeps a fold's cost in proportion to
+ * the changes that arrived since the last one; the byte cap bounds the
+ * memory a hot document's chunks hold.
+ */
 export const FOLD_AT = 64;
+export const FOLD_CHUNK_BYTES_MAX = 4 << 20;
 
 /**
  * A document known only by its saved bytes (null: none, only changes) and the
@@ -31,6 +41,12 @@ export const FOLD_AT = 64;
 interface Stored {
   bytes: Uint8Array | null;
   chunks: Uint8Array[];
+  /** Bytes in `chunks`. */
+  chunkBytes: number;
+}
+
+function stored(bytes: Uint8Array | null): Stored {
+  return { bytes, chunks: [], chunkBytes: 0 };
 }
 
 /**
@@ -72,7 +88,8 @@ export function ownerOf(bucket: number, frontends: number): number {
  *  - stored (the backend): every document is kept as saved bytes plus the
  *    change chunks appended since, so applying a change costs no Automerge
  *    work. A document is loaded only to be read or written, and `settle`
- *    stores it again. Chunks are folded into the saved bytes every FOLD_AT.
+ *    stores it again. Chunks are folded into the saved bytes as they pile
+ *    up (see FOLD_AT).
  */
 export class BucketSet {
   private readonly docs: (Handle | undefined)[] = new Array(BUCKET_COUNT);
@@ -83,6 +100,8 @@ export class BucketSet {
   private readonly borrowed = new Map<number, number>();
   /** Buckets written by the local change being built, with their heads before it. */
   private readonly touched = new Map<number, string[]>();
+  /** Stored mode: changes folded into each document's saved bytes (a lower bound: a snapshot's are not counted). */
+  private readonly folded = new Map<number, number>();
   /** Documents loaded from stored bytes so far (each costs an Automerge load). */
   loads = 0;
 
@@ -224,10 +243,13 @@ export class BucketSet {
     }
     for (const [b, list] of byBucket) {
       let s = this.stored.get(b);
-      if (!s && !this.resident && !this.docs[b]) this.stored.set(b, (s = { bytes: null, chunks: [] }));
+      if (!s && !this.resident && !this.docs[b]) this.stored.set(b, (s = stored(null)));
       if (s && (!this.resident || s.chunks.length + list.length <= COLD_PENDING_MAX)) {
-        s.chunks.push(...list);
-        if (!this.resident && s.chunks.length >= FOLD_AT) this.fold(b);
+        for (const c of list) {
+          s.chunks.push(c);
+          s.chunkBytes += c.byteLength;
+        }
+        if (!this.resident && this.foldDue(b, s)) this.fold(b);
         continue;
       }
       const d = this.doc(b);
@@ -236,10 +258,16 @@ export class BucketSet {
     }
   }
 
+  private foldDue(bucket: number, s: Stored): boolean {
+    if (s.chunks.length < FOLD_AT) return false;
+    return s.chunks.length >= (this.folded.get(bucket) ?? 0) || s.chunkBytes >= FOLD_CHUNK_BYTES_MAX;
+  }
+
   /** Stored mode: one load and one save turn the collected chunks into saved bytes. */
   private fold(bucket: number): void {
+    this.folded.set(bucket, (this.folded.get(bucket) ?? 0) + this.stored.get(bucket)!.chunks.length);
     const d = this.warm(bucket)!;
-    this.stored.set(bucket, { bytes: d.save(), chunks: [] });
+    this.stored.set(bucket, stored(d.save()));
     this.docs[bucket] = undefined;
     this.loadedNow.delete(bucket);
     d.free();
@@ -250,7 +278,7 @@ export class BucketSet {
     for (const b of this.loadedNow) {
       const d = this.docs[b];
       if (!d) continue;
-      this.stored.set(b, { bytes: d.save(), chunks: [] });
+      this.stored.set(b, stored(d.save()));
       this.docs[b] = undefined;
       d.free();
     }
@@ -280,6 +308,7 @@ export class BucketSet {
     if (s.chunks.length > 0) {
       s.bytes = concat(s.bytes ? [s.bytes, ...s.chunks] : s.chunks);
       s.chunks = [];
+      s.chunkBytes = 0;
     }
     return s.bytes ?? undefined;
   }
@@ -289,7 +318,7 @@ export class BucketSet {
     if (!this.owns(bucket)) return;
     this.docs[bucket]?.free();
     this.docs[bucket] = undefined;
-    this.stored.set(bucket, { bytes, chunks: [] });
+    this.stored.set(bucket, stored(bytes));
   }
 
   /** Buckets that hold a document, loaded or not. */

@@ -1,6 +1,7 @@
+import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import * as A from "@automerge/automerge";
-import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, FOLD_AT, bucketOf } from "../../src/backend/buckets";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, FOLD_AT, FOLD_CHUNK_BYTES_MAX, bucketOf } from "../../src/backend/buckets";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
@@ -278,7 +279,7 @@ describe("stored mode (the backend)", () => {
     expect(read(fresh, key)).toBe("three");
   });
 
-  test(`chunks are folded into saved bytes every ${FOLD_AT}, keeping every value`, () => {
+  test(`chunks are folded into saved bytes at ${FOLD_AT} at first, keeping every value`, () => {
     const { key, write } = authorIn(13);
     const stored = new BucketSet(ACTOR_B, undefined, false);
     for (let i = 0; i < FOLD_AT - 1; i++) stored.applyRemote(write(`v${i}`));
@@ -287,6 +288,35 @@ describe("stored mode (the backend)", () => {
     expect([stored.loads, stored.loaded]).toEqual([1, 0]); // loaded once to fold, then stored again
     stored.applyRemote(write("next"));
     expect(read(stored, key)).toBe("next");
+  });
+
+  test("later folds wait for as many chunks as were folded before: a hot key's folds thin out", () => {
+    const { key, write } = authorIn(15);
+    const stored = new BucketSet(ACTOR_B, undefined, false);
+    const value = "x".repeat(200);
+    const foldsAt: number[] = [];
+    for (let i = 1; i <= 3_000; i++) {
+      const before = stored.loads;
+      stored.applyRemote(write(`${i}:${value}`));
+      if (stored.loads > before) foldsAt.push(i);
+    }
+    // Every FOLD_AT would be 46 folds, each loading the whole (growing) history.
+    expect(foldsAt).toEqual([64, 128, 256, 512, 1024, 2048]);
+    expect(read(stored, key)).toBe(`3000:${value}`);
+  });
+
+  test(`chunks fold whenever they weigh ${FOLD_CHUNK_BYTES_MAX} bytes, however many were folded before`, () => {
+    const { key, write } = authorIn(16);
+    const stored = new BucketSet(ACTOR_B, undefined, false);
+    const big = Math.ceil(FOLD_CHUNK_BYTES_MAX / FOLD_AT) + 1_024;
+    const foldsAt: number[] = [];
+    for (let i = 1; i <= 3 * FOLD_AT; i++) {
+      const before = stored.loads;
+      stored.applyRemote(write(`${i}:${randomBytes(big / 2).toString("hex")}`)); // incompressible
+      if (stored.loads > before) foldsAt.push(i);
+    }
+    expect(foldsAt).toEqual([FOLD_AT, 2 * FOLD_AT, 3 * FOLD_AT]); // doubling alone would skip the third
+    expect(read(stored, key).startsWith(`${3 * FOLD_AT}:`)).toBe(true);
   });
 
   test("heads are read from the document: [] for none, the last change's hash after a linear history", () => {

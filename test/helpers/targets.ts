@@ -96,3 +96,28 @@ async function startMergekvTarget(extraArgs: string[], tls?: TestCerts): Promise
     },
   };
 }
+
+/**
+ * For the enclosing describe block: starts `name` (with `args`, read when it
+ * starts: they may name files made in an earlier beforeAll) before its tests
+ * and a client on it made by `connect`, hands both to `use`, and closes the
+ * client and stops the server after the tests.
+ */
+export function serveSuite<C extends { close(): void }>(
+  name: TargetName,
+  connect: (target: Target) => C,
+  use: (target: Target, client: C) => void,
+  args: () => string[] = () => [],
+): void {
+  let target: Target | undefined;
+  let client: C | undefined;
+  beforeAll(async () => {
+    target = await startTarget(name, args());
+    client = connect(target);
+    use(target, client);
+  });
+  afterAll(async () => {
+    client?.close();
+    await target?.stop();
+  });
+}

@@ -11,7 +11,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Etcd3 } from "etcd3";
 import { freePort, tempDir } from "../helpers/server";
-import { startTarget, Target } from "../helpers/targets";
+import { serveSuite, startTarget, Target } from "../helpers/targets";
 import { etcdctlOk, etcdctlOn, run } from "../helpers/etcdctl";
 import { b, grpcError, rawClient, RawClient } from "../helpers/grpc";
 
@@ -61,15 +61,7 @@ describe.each(["mergekv", "etcd"] as const)("JWT tokens on %s", (name) => {
   const authenticate = async (user: string, password: string): Promise<string> => (await raw.call("Auth", "Authenticate", { name: user, password })).token;
   const range = (key: string, token: string) => raw.call("KV", "Range", { key: b(key) }, withToken(token));
 
-  beforeAll(async () => {
-    server = await startTarget(name, ["--auth-token", `jwt,pub-key=${pubFile()},priv-key=${privFile()},sign-method=RS256`]);
-    raw = rawClient(server.endpoint);
-  });
-
-  afterAll(async () => {
-    raw?.close();
-    await server?.stop();
-  });
+  serveSuite(name, (t) => rawClient(t.endpoint), (t, c) => { server = t; raw = c; }, () => ["--auth-token", `jwt,pub-key=${pubFile()},priv-key=${privFile()},sign-method=RS256`]);
 
   test("etcdctl: enable auth, then --user works for put and get; a wrong password fails with etcd's error", async () => {
     expect(await ok("user", "add", "root:rootpw")).toBe("User root created\n");

@@ -13,7 +13,7 @@ import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from "etcd3";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
 import { etcdctlOk, etcdctlOn } from "../helpers/etcdctl";
 import { b, grpcError, Msg, rawClient, RawClient, watchStream } from "../helpers/grpc";
 
@@ -47,15 +47,7 @@ describe.each(TARGETS)("auth on %s", (name) => {
   const token = async (name: string, password: string): Promise<string> => (await raw.call("Auth", "Authenticate", { name, password })).token;
   const client = (username: string, password: string) => new Etcd3({ hosts: `http://${target.endpoint}`, auth: { username, password } });
 
-  beforeAll(async () => {
-    target = await startTarget(name);
-    raw = rawClient(target.endpoint);
-  });
-
-  afterAll(async () => {
-    raw?.close();
-    await target?.stop();
-  });
+  serveSuite(name, (t) => rawClient(t.endpoint), (t, c) => { target = t; raw = c; });
 
   test("auth enable: refused without a root user; etcdctl then adds the root role and enables", async () => {
     await fails("etcdserver: root user does not exist", "auth", "enable");

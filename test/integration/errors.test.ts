@@ -6,7 +6,7 @@
  * raised the revision.
  */
 import { rawClient, grpcError, b, Msg, RawClient } from "../helpers/grpc";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
 
 const INVALID_ARGUMENT = 3;
 const NOT_FOUND = 5;
@@ -65,19 +65,15 @@ describe.each(TARGETS)("etcd error table on %s", (name) => {
     expect(await revision()).toBe(before);
   };
 
+  serveSuite(name, (t) => rawClient(t.endpoint), (t, raw) => { target = t; c = raw; });
+
   beforeAll(async () => {
-    target = await startTarget(name);
-    c = rawClient(target.endpoint);
     for (let i = 0; i < SEED_KEYS; i++) await c.call("KV", "Put", { key: b(`seed/${i}`), value: b(`value ${i}`) });
     const r = await c.call("KV", "Range", { key: b("seed/"), range_end: b("seed0") });
     for (const kv of r.kvs) seeded.set(kv.key.toString(), kv);
     expect(seeded.size).toBe(SEED_KEYS);
   });
 
-  afterAll(async () => {
-    c?.close();
-    await target?.stop();
-  });
 
   describe("empty key", () => {
     test("Range, Put and DeleteRange: InvalidArgument, key is not provided", async () => {

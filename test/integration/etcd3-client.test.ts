@@ -5,7 +5,7 @@
  * rely on. Revisions are asserted relative to each other, never absolutely.
  */
 import { Etcd3, IKeyValue, GRPCOutOfRangeError } from "etcd3";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
 
 /** Clients and puts for the concurrency test: enough to interleave on every frontend. */
 const CONCURRENT_CLIENTS = 16;
@@ -19,15 +19,7 @@ describe.each(TARGETS)("etcd3 client on %s", (name) => {
 
   const revision = async (): Promise<number> => Number((await client.kv.range({ key: Buffer.from("\0"), count_only: true })).header.revision);
 
-  beforeAll(async () => {
-    target = await startTarget(name);
-    client = new Etcd3({ hosts: "http://" + target.endpoint });
-  });
-
-  afterAll(async () => {
-    client?.close();
-    await target?.stop();
-  });
+  serveSuite(name, (t) => new Etcd3({ hosts: "http://" + t.endpoint }), (t, c) => { target = t; client = c; });
 
   test("put and get", async () => {
     expect(await client.get("pg/missing").string()).toBeNull();

@@ -5,7 +5,7 @@
  * in lease.test.ts.
  */
 import { Etcd3, EtcdLeaseInvalidError, EtcdLockFailedError, IKeyValue, Isolation, Lock } from "etcd3";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
 
 /** Concurrent STM clients and increments each: enough to conflict on every commit. */
 const STM_CLIENTS = 6;
@@ -49,15 +49,7 @@ describe.each(TARGETS)("etcd3 lease recipes on %s", (name) => {
     }
   }
 
-  beforeAll(async () => {
-    target = await startTarget(name);
-    client = new Etcd3({ hosts: "http://" + target.endpoint });
-  });
-
-  afterAll(async () => {
-    client?.close();
-    await target?.stop();
-  });
+  serveSuite(name, (t) => new Etcd3({ hosts: "http://" + t.endpoint }), (t, c) => { target = t; client = c; });
 
   describe("leases", () => {
     test("lease.put attaches keys; revoke deletes them", async () => {

@@ -6,7 +6,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { execFile } from "node:child_process";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
 import { b, grpcError, Msg, rawClient, RawClient, services } from "../helpers/grpc";
 
 const NOT_FOUND = 5;
@@ -58,15 +58,7 @@ describe.each(TARGETS)("leases on %s", (name) => {
   const get = async (key: string): Promise<Msg | undefined> => (await c.call("KV", "Range", { key: b(key) })).kvs[0];
   const grant = async (ttl: number, id = "0"): Promise<string> => (await lease("LeaseGrant", { ID: id, TTL: String(ttl) })).ID;
 
-  beforeAll(async () => {
-    target = await startTarget(name);
-    c = rawClient(target.endpoint);
-  });
-
-  afterAll(async () => {
-    c?.close();
-    await target?.stop();
-  });
+  serveSuite(name, (t) => rawClient(t.endpoint), (t, raw) => { target = t; c = raw; });
 
   describe("raw RPCs", () => {
     test("grant: the server picks a positive id; a given id is kept; TTL 1 is granted as 2", async () => {

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { Etcd3, IKeyValue, WatchBuilder, Watcher } from "etcd3";
-import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
 import { startServer } from "../helpers/server";
 import { b, Msg, rawClient, RawClient, RawWatchStream, watchStream } from "../helpers/grpc";
 
@@ -90,17 +90,15 @@ describe.each(TARGETS)("watch on %s", (name) => {
     return out;
   };
 
-  beforeAll(async () => {
-    target = await startTarget(name);
-    client = new Etcd3({ hosts: "http://" + target.endpoint });
-    c = rawClient(target.endpoint);
+  serveSuite(name, (t) => rawClient(t.endpoint), (t, raw) => {
+    target = t;
+    c = raw;
+    client = new Etcd3({ hosts: "http://" + t.endpoint });
   });
 
-  afterAll(async () => {
+  afterAll(() => {
     for (const s of streams) s.close();
     client?.close();
-    c?.close();
-    await target?.stop();
   });
 
   test("created comes first with the current revision, then events in order; a DeleteRange of N keys is one response", async () => {

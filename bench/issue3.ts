@@ -176,7 +176,14 @@ function print(r: Issue3Results): void {
     const row = (name: string, f: (x: LoopFigures) => number, d = 0) => [`${label} ${name}`, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
     return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2)];
   };
-  if (r.lease) out.push(`\nLease churn (${r.lease[0].loops} loops; 1 op = grant TTL 60 + put with the lease + revoke):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], loopRows("lease", pick(r.lease, "etcd"), pick(r.lease, "mergekv"))));
+  if (r.lease) {
+    const e = pick(r.lease, "etcd");
+    const m = pick(r.lease, "mergekv");
+    const call = (name: string, f: (x: LeaseRun) => number) => [`lease ${name} p50 ms`, fmt(e && f(e), 2), fmt(m && f(m), 2), ratio(m && f(m), e && f(e))];
+    out.push(`\nLease churn (${r.lease[0].loops} loops; 1 op = grant TTL 60 + put with the lease + revoke):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+      ...loopRows("lease", e, m), call("grant", (x) => x.grantP50Ms), call("put", (x) => x.putP50Ms), call("revoke", (x) => x.revokeP50Ms),
+    ]));
+  }
   if (r.auth) {
     const e = pick(r.auth, "etcd");
     const m = pick(r.auth, "mergekv");

@@ -59,7 +59,9 @@ export type BucketFetcher = (buckets: number[]) => Promise<[number, Uint8Array |
 export class Executor {
   private seq = 0;
   private readonly pendingKeys = new Map<string, number>();
-  private readonly pending = new Map<number, { keys: KeyString[]; finish: (rev: number) => void }>();
+  private readonly pending = new Map<number, { keys: KeyString[]; replied: boolean; finish: (rev: number) => void }>();
+  /** Pending envelopes whose result went without an EarlyReply: their requests are answered only when the revision comes back. */
+  private unreplied = 0;
   private wakers: (() => void)[] = [];
   /** Per bucket we do not own: the seq of our latest envelope that wrote it (bounded by BUCKET_COUNT). */
   private readonly foreignSeq = new Map<number, number>();
@@ -156,8 +158,10 @@ export class Executor {
     for (const k of keys) this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
     const reply = replyTo !== undefined && view.settled ? { seq, id: replyTo, result } : undefined;
     const done = new Promise<Executed>((resolve) => {
+      if (!reply) this.unreplied++;
       this.pending.set(seq, {
         keys,
+        replied: reply !== undefined,
         finish: (rev) => {
           view.assign(rev);
           resolve({ revision: rev, result, replied: reply !== undefined });
@@ -176,6 +180,7 @@ export class Executor {
       const p = this.pending.get(e.seq!);
       if (!p) continue;
       this.pending.delete(e.seq!);
+      if (!p.replied) this.unreplied--;
       for (const k of p.keys) {
         const n = this.pendingKeys.get(k)! - 1;
         if (n === 0) this.pendingKeys.delete(k);
@@ -203,6 +208,16 @@ export class Executor {
 
   get inflight(): number {
     return this.pending.size;
+  }
+
+  /**
+   * Whether a request here waits for applied entries: to learn its write's
+   * revision, or for an earlier write of ours to come back (invariant 1,
+   * the in-flight bound). While none does, the entries can wait for the next
+   * requests message.
+   */
+  get awaitingApplied(): boolean {
+    return this.unreplied > 0 || this.wakers.length > 0;
   }
 }
 

@@ -38,12 +38,16 @@ export type ToFrontend =
 
 export type FromFrontend =
   | { type: "ready"; actor: string; rev: number }
-  /** `replies`: results of some of these writes, due once they are durable. */
-  | { type: "envelopes"; items: Envelope[]; replies?: EarlyReply[] }
+  /**
+   * `replies`: results of some of these writes, due once they are durable.
+   * `awaiting` (here and on responses): the frontend waits for applied
+   * entries (Executor.awaitingApplied), so the pool posts them at once.
+   */
+  | { type: "envelopes"; items: Envelope[]; replies?: EarlyReply[]; awaiting: boolean }
   /** Borrow bucket documents this frontend does not own (sent after every earlier envelope). */
   | { type: "fetch"; id: number; buckets: number[] }
   /** `ack`: the frontend has applied everything up to this revision. */
-  | { type: "responses"; ack: number; items: ResponseItem[] }
+  | { type: "responses"; ack: number; items: ResponseItem[]; awaiting: boolean }
   | { type: "fatal"; message: string };
 
 /** Coalesces what one turn produces into one message. */

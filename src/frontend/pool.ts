@@ -23,8 +23,6 @@ interface Waiting {
   resolve: (r: Executed) => void;
   reject: (e: Error) => void;
   write: boolean;
-  /** The frontend executing it. */
-  target: number;
 }
 
 /** Lease changes queued for a frontend that gets no requests: past this many they go on their own. */
@@ -42,13 +40,14 @@ export class FrontendPool {
    */
   private readonly leaseUpdates: (LeaseChange[] | null)[] = [];
   private readonly waiting = new Map<number, Waiting>();
-  /** Per frontend: requests routed to it and not yet answered. */
-  private readonly outstanding: number[] = [];
+  /** Per frontend: whether it said it waits for applied entries (Executor.awaitingApplied). */
+  private readonly awaiting: boolean[] = [];
   /**
-   * Per frontend: applied entries not yet posted. A frontend with no request
-   * in flight waits for nothing, so they ride its next requests message
+   * Per frontend: applied entries not yet posted. A frontend none of whose
+   * requests waits for them gets them with its next requests message
    * (applied before its requests, so reads still see every answered write);
-   * each posting to an idle thread costs its wake-up.
+   * each posting to an idle thread costs its wake-up, and often preempts
+   * the main thread.
    */
   private readonly heldApplied: AppliedEntry[][] = [];
   /** Per frontend, by envelope seq: results that came with changes not yet durable (bounded by INFLIGHT_ENVELOPES_MAX). */
@@ -70,7 +69,7 @@ export class FrontendPool {
       this.workers.push(w);
       this.leaseUpdates.push(null);
       this.earlyReplies.push(new Map());
-      this.outstanding.push(0);
+      this.awaiting.push(false);
       this.heldApplied.push([]);
       this.outboxes.push(new Outbox((items) => {
         const leases = this.leaseUpdates[i];
@@ -122,7 +121,7 @@ export class FrontendPool {
       } else if (m.type === "applied") {
         const held = this.heldApplied[i];
         for (const e of this.ownedEntries(i, m.entries)) held.push(e);
-        if (acknowledging || this.outstanding[i] > 0 || held.length >= APPLIED_HELD_MAX) this.releaseApplied(i);
+        if (acknowledging || this.awaiting[i] || held.length >= APPLIED_HELD_MAX) this.releaseApplied(i);
       } else {
         this.releaseApplied(i); // ordered after every entry before it
         this.post(i, m);
@@ -147,11 +146,13 @@ export class FrontendPool {
       case "envelopes":
         if (m.replies) for (const r of m.replies) this.earlyReplies[i].set(r.seq, r);
         this.backend.submit(m.items);
+        this.setAwaiting(i, m.awaiting);
         return;
       case "fetch":
         this.post(i, { type: "buckets", id: m.id, docs: this.backend.bucketBytes(m.buckets) });
         return;
       case "responses":
+        this.setAwaiting(i, m.awaiting);
         this.backend.acknowledge(i, m.ack);
         for (const item of m.items) {
           if (item.ok) this.answer(item.id, i, { revision: item.revision, result: item.result });
@@ -164,6 +165,11 @@ export class FrontendPool {
       case "ready":
         return;
     }
+  }
+
+  private setAwaiting(i: number, awaiting: boolean): void {
+    this.awaiting[i] = awaiting;
+    if (awaiting) this.releaseApplied(i);
   }
 
   /** Answers the writes whose results came with their changes, now that those changes are durable. */
@@ -191,7 +197,6 @@ export class FrontendPool {
     const w = this.waiting.get(id);
     if (!w) return undefined;
     this.waiting.delete(id);
-    this.outstanding[w.target]--;
     return w;
   }
 
@@ -199,7 +204,6 @@ export class FrontendPool {
     if (this.stopping) return;
     for (const w of this.waiting.values()) w.reject(new MergekvError("Internal", message));
     this.waiting.clear();
-    this.outstanding.fill(0);
     this.onFatal(message);
   }
 
@@ -210,8 +214,7 @@ export class FrontendPool {
     const target = write ? ownerOf(bucketOf(routingKey(request)), this.size) : this.nextReader++ % this.size;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, write, target });
-      this.outstanding[target]++;
+      this.waiting.set(id, { resolve, reject, write });
       this.outboxes[target].push({ id, minRev: this.backend.revision, request });
     });
   }

@@ -20,13 +20,34 @@ const post = (m: FromFrontend) => port.postMessage(m);
 let executor: Executor | null = null;
 let acked = 0;
 let acknowledge = false;
-const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items }));
+/** What the last message told the pool about Executor.awaitingApplied. */
+let awaitingSent = false;
+function awaiting(): boolean {
+  awaitingSent = executor?.awaitingApplied ?? false;
+  return awaitingSent;
+}
+const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items, awaiting: awaiting() }));
 let replies: EarlyReply[] = [];
 const envelopes = new Outbox<Envelope>((items) => {
   const r = replies;
   replies = [];
-  post(r.length > 0 ? { type: "envelopes", items, replies: r } : { type: "envelopes", items });
+  post(r.length > 0 ? { type: "envelopes", items, replies: r, awaiting: awaiting() } : { type: "envelopes", items, awaiting: awaiting() });
 });
+
+/**
+ * Once a message is handled (and what it woke has run), a frontend that now
+ * waits for applied entries, and has not said so, says so: the pool holds
+ * them back otherwise.
+ */
+let awaitCheck = false;
+function checkAwaiting(): void {
+  if (awaitCheck) return;
+  awaitCheck = true;
+  setImmediate(() => {
+    awaitCheck = false;
+    if (!awaitingSent && executor?.awaitingApplied) responses.ping();
+  });
+}
 const fetches = new Map<number, (docs: [number, Uint8Array | null][]) => void>();
 let nextFetch = 1;
 
@@ -92,6 +113,7 @@ function handle(m: ToFrontend): void {
 port.on("message", (m: ToFrontend) => {
   try {
     handle(m);
+    checkAwaiting();
   } catch (e) {
     post({ type: "fatal", message: (e as Error).stack ?? String(e) });
   }

@@ -55,3 +55,23 @@ test("compare-and-swap on one key is exclusive: of many concurrent create-if-abs
     await server.stop();
   }
 }, 60_000);
+
+test("writes that wait for the one before them on their frontend all finish: 200 concurrent prev_kv puts to one key form one chain", async () => {
+  // Each put reads the key (prev_kv), so on its frontend it waits until the previous put's entry
+  // comes back; entries reach a frontend at once only when it says it waits for them.
+  const server = await startServer({ args: ["--frontends", "3"] });
+  const clients = Array.from({ length: 4 }, () => new Etcd3({ hosts: `http://${server.endpoint}` }));
+  try {
+    await clients[0].put("chain").value("start").exec();
+    const puts = Array.from({ length: 200 }, (_, i) => clients[i % clients.length].put("chain").value(`v${i}`).getPrevious());
+    const prevs = (await Promise.all(puts)).map((kv) => kv?.value.toString());
+    const last = await clients[0].get("chain").string();
+    // Every value but the last was replaced exactly once, "start" first: one chain, no lost update.
+    const replaced = [...prevs].sort();
+    const expected = ["start", ...Array.from({ length: 200 }, (_, i) => `v${i}`).filter((v) => v !== last)].sort();
+    expect(replaced).toEqual(expected);
+  } finally {
+    for (const c of clients) c.close();
+    await server.stop();
+  }
+}, 60_000);

@@ -27,11 +27,14 @@ export const COLD_PENDING_MAX = 256;
  * document, whose history only grows: folding every FOLD_AT chunks made a hot
  * key's writes cost more the longer the server ran (40% of the main thread
  * after 30 s of lease churn). Doubling keeps a fold's cost in proportion to
- * the changes that arrived since the last one; the byte cap bounds the
- * memory a hot document's chunks hold.
+ * the changes that arrived since the last one. Two caps bound the memory
+ * chunks hold: FOLD_CHUNK_BYTES_MAX per document (and so what a load
+ * replays), and FOLD_CHUNK_BYTES_BUDGET over the whole set, past which any
+ * document folds every FOLD_AT chunks again, as before.
  */
 export const FOLD_AT = 64;
 export const FOLD_CHUNK_BYTES_MAX = 4 << 20;
+export const FOLD_CHUNK_BYTES_BUDGET = 64 << 20;
 
 /**
  * A document known only by its saved bytes (null: none, only changes) and the
@@ -102,6 +105,8 @@ export class BucketSet {
   private readonly touched = new Map<number, string[]>();
   /** Stored mode: changes folded into each document's saved bytes (a lower bound: a snapshot's are not counted). */
   private readonly folded = new Map<number, number>();
+  /** Bytes of change chunks held over all documents. */
+  private chunkBytes = 0;
   /** Documents loaded from stored bytes so far (each costs an Automerge load). */
   loads = 0;
 
@@ -109,6 +114,7 @@ export class BucketSet {
     readonly actor: ActorId,
     readonly owns: (bucket: number) => boolean = () => true,
     readonly resident = true,
+    private readonly chunkBudget = FOLD_CHUNK_BYTES_BUDGET,
   ) {}
 
   private doc(bucket: number): Handle {
@@ -127,6 +133,7 @@ export class BucketSet {
     const s = this.stored.get(bucket);
     if (!s) return undefined;
     this.stored.delete(bucket);
+    this.chunkBytes -= s.chunkBytes;
     this.loads++;
     let d: Handle;
     try {
@@ -248,6 +255,7 @@ export class BucketSet {
         for (const c of list) {
           s.chunks.push(c);
           s.chunkBytes += c.byteLength;
+          this.chunkBytes += c.byteLength;
         }
         if (!this.resident && this.foldDue(b, s)) this.fold(b);
         continue;
@@ -260,7 +268,7 @@ export class BucketSet {
 
   private foldDue(bucket: number, s: Stored): boolean {
     if (s.chunks.length < FOLD_AT) return false;
-    return s.chunks.length >= (this.folded.get(bucket) ?? 0) || s.chunkBytes >= FOLD_CHUNK_BYTES_MAX;
+    return s.chunks.length >= (this.folded.get(bucket) ?? 0) || s.chunkBytes >= FOLD_CHUNK_BYTES_MAX || this.chunkBytes >= this.chunkBudget;
   }
 
   /** Stored mode: one load and one save turn the collected chunks into saved bytes. */
@@ -308,6 +316,7 @@ export class BucketSet {
     if (s.chunks.length > 0) {
       s.bytes = concat(s.bytes ? [s.bytes, ...s.chunks] : s.chunks);
       s.chunks = [];
+      this.chunkBytes -= s.chunkBytes;
       s.chunkBytes = 0;
     }
     return s.bytes ?? undefined;
@@ -318,12 +327,18 @@ export class BucketSet {
     if (!this.owns(bucket)) return;
     this.docs[bucket]?.free();
     this.docs[bucket] = undefined;
+    this.chunkBytes -= this.stored.get(bucket)?.chunkBytes ?? 0;
     this.stored.set(bucket, stored(bytes));
   }
 
   /** Buckets that hold a document, loaded or not. */
   *present(): Generator<number> {
     for (let b = 0; b < BUCKET_COUNT; b++) if (this.docs[b] || this.stored.has(b)) yield b;
+  }
+
+  /** Bytes of change chunks held, not yet folded or joined (counted against FOLD_CHUNK_BYTES_BUDGET). */
+  get chunkBytesHeld(): number {
+    return this.chunkBytes;
   }
 
   /** Documents loaded in memory (the rest wait as saved bytes). */

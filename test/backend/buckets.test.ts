@@ -319,6 +319,35 @@ describe("stored mode (the backend)", () => {
     expect(read(stored, key).startsWith(`${3 * FOLD_AT}:`)).toBe(true);
   });
 
+  test("past the set's chunk budget, documents fold every FOLD_AT chunks again", () => {
+    const { key, write } = authorIn(17);
+    const value = "y".repeat(200);
+    const roomy = new BucketSet(ACTOR_B, undefined, false);
+    const tight = new BucketSet(ACTOR_B, undefined, false, 1); // any chunk at all is over budget
+    const folds = (set: BucketSet, i: number, before: number, at: number[]) => { if (set.loads > before) at.push(i); };
+    const roomyAt: number[] = [];
+    const tightAt: number[] = [];
+    for (let i = 1; i <= 5 * FOLD_AT; i++) {
+      const changes = write(`${i}:${value}`);
+      const [r, t] = [roomy.loads, tight.loads];
+      roomy.applyRemote(changes);
+      tight.applyRemote(changes);
+      folds(roomy, i, r, roomyAt);
+      folds(tight, i, t, tightAt);
+    }
+    expect(roomyAt).toEqual([FOLD_AT, 2 * FOLD_AT, 4 * FOLD_AT]);
+    expect(tightAt).toEqual([1, 2, 3, 4, 5].map((n) => n * FOLD_AT));
+    expect(read(tight, key)).toBe(`${5 * FOLD_AT}:${value}`);
+    expect(roomy.chunkBytesHeld).toBeGreaterThan(0);
+    expect(read(roomy, key)).toBe(`${5 * FOLD_AT}:${value}`);
+    expect(roomy.chunkBytesHeld).toBe(0); // loaded to read: its chunks are in the document now
+    roomy.settle();
+    roomy.applyRemote(write("after"));
+    expect(roomy.chunkBytesHeld).toBeGreaterThan(0);
+    roomy.save(17);
+    expect(roomy.chunkBytesHeld).toBe(0); // joined into the saved bytes
+  });
+
   test("heads are read from the document: [] for none, the last change's hash after a linear history", () => {
     const { write } = authorIn(14);
     const stored = new BucketSet(ACTOR_B, undefined, false);

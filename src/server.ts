@@ -8,6 +8,7 @@ import * as http from "node:http";
 import { readFileSync } from "node:fs";
 import { registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
+import { FoldWorker } from "./backend/fold-worker";
 import { FrontendPool } from "./frontend/pool";
 import { LevelStore } from "./persist/level-store";
 import { Store } from "./persist/store";
@@ -155,6 +156,7 @@ export function bindAddress(url: string): string {
 export class MergekvServer implements Engine {
   readonly store: Store;
   backend!: Backend;
+  private folds: FoldWorker | undefined;
   pool!: FrontendPool;
   headers!: HeaderSource;
   watches!: WatchHub;
@@ -211,6 +213,11 @@ export class MergekvServer implements Engine {
       log,
     });
     const backend = this.backend;
+    this.folds = new FoldWorker((why) => {
+      log(`${why}; folds run on the main thread from now on`);
+      backend.replica.buckets.foldWith(undefined);
+    });
+    backend.replica.buckets.foldWith(this.folds.fold);
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
     this.auth = await AuthStore.load(this.backend.log, this.tokens);
@@ -297,6 +304,7 @@ export class MergekvServer implements Engine {
       server.forceShutdown();
     }
     if (this.backend) await this.backend.close();
+    await this.folds?.stop();
     if (this.pool) await this.pool.stop();
     await this.store.close();
   }

@@ -46,6 +46,27 @@ interface Stored {
   chunks: Uint8Array[];
   /** Bytes in `chunks`. */
   chunkBytes: number;
+  /** A fold of it is under way elsewhere (see Folder). */
+  folding?: boolean;
+}
+
+/**
+ * Folds a stored document off this thread (the server's fold thread):
+ * `done` gets the saved bytes of `bytes` followed by `chunks`, or null if
+ * the fold failed (the document then stays as it was).
+ */
+export type Folder = (bytes: Uint8Array | null, chunks: Uint8Array[], done: (folded: Uint8Array | null) => void) => void;
+
+/** Saved bytes followed by change chunks, loaded and saved again as one compact document. */
+export function foldDocument(bytes: Uint8Array | null, chunks: Uint8Array[]): Uint8Array {
+  const d = emptyHandle(FOLD_ACTOR);
+  try {
+    if (bytes) d.loadIncremental(bytes);
+    if (chunks.length > 0) d.applyChanges(chunks);
+    return d.save();
+  } finally {
+    d.free();
+  }
 }
 
 function stored(bytes: Uint8Array | null): Stored {
@@ -57,6 +78,8 @@ function stored(bytes: Uint8Array | null): Stored {
  * proxy root (about 140 µs here), a clone of an empty handle about 12 µs.
  */
 let template: Handle | undefined;
+/** The actor of a handle that only loads and saves (it never writes). */
+const FOLD_ACTOR = "00".repeat(16) as ActorId;
 function emptyHandle(actor: ActorId): Handle {
   template ??= A.getBackend(A.init());
   return template.clone(actor);
@@ -105,6 +128,8 @@ export class BucketSet {
   private readonly touched = new Map<number, string[]>();
   /** Stored mode: changes folded into each document's saved bytes (a lower bound: a snapshot's are not counted). */
   private readonly folded = new Map<number, number>();
+  /** Stored mode: where folds run (unset: here, synchronously). */
+  private folder: Folder | undefined;
   /** Bytes of change chunks held over all documents. */
   private chunkBytes = 0;
   /** Documents loaded from stored bytes so far (each costs an Automerge load). */
@@ -271,14 +296,45 @@ export class BucketSet {
     return s.chunks.length >= (this.folded.get(bucket) ?? 0) || s.chunkBytes >= FOLD_CHUNK_BYTES_MAX || this.chunkBytes >= this.chunkBudget;
   }
 
+  /** Stored mode: runs folds with `folder` from now on (undefined: here again). */
+  foldWith(folder: Folder | undefined): void {
+    this.folder = folder;
+  }
+
   /** Stored mode: one load and one save turn the collected chunks into saved bytes. */
   private fold(bucket: number): void {
-    this.folded.set(bucket, (this.folded.get(bucket) ?? 0) + this.stored.get(bucket)!.chunks.length);
+    const s = this.stored.get(bucket)!;
+    if (this.folder) {
+      if (s.folding) return;
+      s.folding = true;
+      const bytes = s.bytes;
+      const count = s.chunks.length;
+      this.folder(bytes, s.chunks.slice(), (folded) => this.takeFold(bucket, s, bytes, count, folded));
+      return;
+    }
+    this.folded.set(bucket, (this.folded.get(bucket) ?? 0) + s.chunks.length);
     const d = this.warm(bucket)!;
     this.stored.set(bucket, stored(d.save()));
     this.docs[bucket] = undefined;
     this.loadedNow.delete(bucket);
     d.free();
+  }
+
+  /**
+   * A fold that ran elsewhere: its bytes replace the saved bytes and the
+   * chunks it covered, unless the document changed shape meanwhile (loaded,
+   * joined by a save, replaced by a snapshot), when it is dropped.
+   */
+  private takeFold(bucket: number, s: Stored, bytes: Uint8Array | null, count: number, folded: Uint8Array | null): void {
+    s.folding = false;
+    if (!folded || this.stored.get(bucket) !== s || s.bytes !== bytes || s.chunks.length < count) return;
+    let freed = 0;
+    for (let i = 0; i < count; i++) freed += s.chunks[i].byteLength;
+    s.chunks = s.chunks.slice(count);
+    s.chunkBytes -= freed;
+    this.chunkBytes -= freed;
+    s.bytes = folded;
+    this.folded.set(bucket, (this.folded.get(bucket) ?? 0) + count);
   }
 
   /** Stored mode: stores again every document loaded since the last call (to read or to write). */

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import * as A from "@automerge/automerge";
-import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, FOLD_AT, FOLD_CHUNK_BYTES_MAX, bucketOf } from "../../src/backend/buckets";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, FOLD_AT, FOLD_CHUNK_BYTES_MAX, Folder, bucketOf, foldDocument } from "../../src/backend/buckets";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
@@ -346,6 +346,63 @@ describe("stored mode (the backend)", () => {
     expect(roomy.chunkBytesHeld).toBeGreaterThan(0);
     roomy.save(17);
     expect(roomy.chunkBytesHeld).toBe(0); // joined into the saved bytes
+  });
+
+  describe("folds run elsewhere (a Folder)", () => {
+    /** A folder that runs each fold when told to, as the fold thread would, later. */
+    const deferredFolder = () => {
+      const queued: (() => void)[] = [];
+      const folder: Folder = (bytes, chunks, done) => { queued.push(() => done(foldDocument(bytes, chunks))); };
+      return { folder, queued, runAll: () => { for (const f of queued.splice(0)) f(); } };
+    };
+
+    test("a fold done elsewhere replaces the folded chunks; chunks that came meanwhile stay", () => {
+      const { key, write } = authorIn(19);
+      const stored = new BucketSet(ACTOR_B, undefined, false);
+      const f = deferredFolder();
+      stored.foldWith(f.folder);
+      for (let i = 1; i <= FOLD_AT; i++) stored.applyRemote(write(`v${i}`));
+      expect(f.queued.length).toBe(1);
+      for (let i = FOLD_AT + 1; i <= FOLD_AT + 10; i++) stored.applyRemote(write(`v${i}`));
+      expect(f.queued.length).toBe(1); // one fold of a document at a time
+      const held = stored.chunkBytesHeld;
+      f.runAll();
+      expect(stored.chunkBytesHeld).toBeLessThan(held);
+      expect(stored.chunkBytesHeld).toBeGreaterThan(0); // the 10 that came meanwhile
+      expect(stored.loads).toBe(0); // never loaded here
+      expect(read(stored, key)).toBe(`v${FOLD_AT + 10}`);
+    });
+
+    test("a fold that comes back after the document was read, or joined by a save, is dropped", () => {
+      for (const change of ["read", "save"] as const) {
+        const { key, write } = authorIn(20);
+        const stored = new BucketSet(ACTOR_B, undefined, false);
+        const f = deferredFolder();
+        stored.foldWith(f.folder);
+        for (let i = 1; i <= FOLD_AT; i++) stored.applyRemote(write(`v${i}`));
+        if (change === "read") {
+          expect(read(stored, key)).toBe(`v${FOLD_AT}`);
+          stored.settle();
+        } else stored.save(20);
+        stored.applyRemote(write("later"));
+        f.runAll(); // stale: must not replace the bytes (it lacks "later")
+        expect(read(stored, key)).toBe("later");
+      }
+    });
+
+    test("a failed fold leaves the document as it was, and a later one runs", () => {
+      const { key, write } = authorIn(21);
+      const stored = new BucketSet(ACTOR_B, undefined, false);
+      let calls = 0;
+      stored.foldWith((bytes, chunks, done) => { calls++; done(calls === 1 ? null : foldDocument(bytes, chunks)); });
+      for (let i = 1; i <= FOLD_AT; i++) stored.applyRemote(write(`v${i}`));
+      const held = stored.chunkBytesHeld;
+      expect(calls).toBe(1);
+      stored.applyRemote(write("next"));
+      expect(calls).toBe(2); // still due, no longer under way
+      expect(stored.chunkBytesHeld).toBeLessThan(held);
+      expect(read(stored, key)).toBe("next");
+    });
   });
 
   test("heads are read from the document: [] for none, the last change's hash after a linear history", () => {

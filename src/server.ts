@@ -216,7 +216,7 @@ export class MergekvServer implements Engine {
     this.folds = new FoldWorker((why) => {
       log(`${why}; folds run on the main thread from now on`);
       backend.replica.buckets.foldWith(undefined);
-    });
+    }, log);
     backend.replica.buckets.foldWith(this.folds.fold);
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };

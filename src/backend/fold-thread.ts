@@ -4,7 +4,7 @@
  * Automerge work for it.
  */
 import { parentPort } from "node:worker_threads";
-import { foldDocument } from "./buckets";
+import { foldDocument } from "./stored-docs";
 import type { FoldRequest, FoldResult } from "./fold-worker";
 
 const port = parentPort!;

@@ -1,13 +1,13 @@
 /**
  * Runs the backend's folds on a thread of its own (see FOLD_AT in
- * buckets.ts). A fold loads a whole bucket document and saves it again: in
+ * stored-docs.ts). A fold loads a whole bucket document and saves it again: in
  * steady lease churn that was about 10% of the main thread, the last
  * Automerge work it did on the write path. If the thread fails, folds run on
  * the main thread again, as without it.
  */
 import { Worker } from "node:worker_threads";
 import * as path from "node:path";
-import { Folder } from "./buckets";
+import { Folder } from "./stored-docs";
 
 export interface FoldRequest {
   id: number;
@@ -26,12 +26,17 @@ export class FoldWorker {
   private readonly waiting = new Map<number, (folded: Uint8Array | null) => void>();
   private nextId = 1;
 
-  /** `onLost`: the thread failed; folds go back to the main thread (the caller unsets the folder). */
-  constructor(private readonly onLost: (why: string) => void, script = path.join(__dirname, "fold-thread.js")) {
+  /**
+   * `onLost`: the thread failed; folds go back to the main thread (the caller
+   * unsets the folder). `log`: a fold that failed (the document stays as it
+   * was; StoredDocs tries again later).
+   */
+  constructor(private readonly onLost: (why: string) => void, private readonly log: (line: string) => void, script = path.join(__dirname, "fold-thread.js")) {
     const w = new Worker(script);
     this.worker = w;
     w.unref(); // never what keeps the process alive
     w.on("message", (r: FoldResult) => {
+      if (r.error !== undefined) this.log(`fold failed: ${r.error}`);
       const done = this.waiting.get(r.id);
       this.waiting.delete(r.id);
       done?.(r.bytes);

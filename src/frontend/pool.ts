@@ -27,7 +27,7 @@ interface Waiting {
 
 /** Lease changes queued for a frontend that gets no requests: past this many they go on their own. */
 export const LEASE_UPDATES_QUEUED_MAX = 1_024;
-/** Applied entries held for a frontend with no request in flight: past this many they go on their own. */
+/** Applied entries held for a frontend that does not wait for them: past this many they go on their own. */
 export const APPLIED_HELD_MAX = 1_024;
 
 export class FrontendPool {

@@ -31,7 +31,7 @@ let replies: EarlyReply[] = [];
 const envelopes = new Outbox<Envelope>((items) => {
   const r = replies;
   replies = [];
-  post(r.length > 0 ? { type: "envelopes", items, replies: r, awaiting: awaiting() } : { type: "envelopes", items, awaiting: awaiting() });
+  post({ type: "envelopes", items, ...(r.length > 0 ? { replies: r } : {}), awaiting: awaiting() });
 });
 
 /**

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import * as A from "@automerge/automerge";
-import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, FOLD_AT, FOLD_CHUNK_BYTES_MAX, Folder, bucketOf, foldDocument } from "../../src/backend/buckets";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, bucketOf } from "../../src/backend/buckets";
+import { FOLD_AT, FOLD_CHUNK_BYTES_MAX, Folder, foldDocument } from "../../src/backend/stored-docs";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
@@ -388,6 +389,18 @@ describe("stored mode (the backend)", () => {
         f.runAll(); // stale: must not replace the bytes (it lacks "later")
         expect(read(stored, key)).toBe("later");
       }
+    });
+
+    test("a fold that keeps failing is tried again as folds double apart, not on every change", () => {
+      const { key, write } = authorIn(22);
+      const stored = new BucketSet(ACTOR_B, undefined, false);
+      const triedAt: number[] = [];
+      let i = 0;
+      stored.foldWith((_bytes, _chunks, done) => { triedAt.push(i); done(null); });
+      for (i = 1; i <= 300; i++) stored.applyRemote(write(`v${i}`));
+      // The chunks stay, so each try needs as many as all the tried ones before: 64, 65, 129, 258.
+      expect(triedAt).toEqual([FOLD_AT, FOLD_AT + 1, 2 * FOLD_AT + 1, 4 * FOLD_AT + 2]);
+      expect(read(stored, key)).toBe("v300");
     });
 
     test("a failed fold leaves the document as it was, and a later one runs", () => {

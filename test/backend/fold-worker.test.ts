@@ -1,5 +1,6 @@
 import * as path from "node:path";
-import { BucketSet, FOLD_AT } from "../../src/backend/buckets";
+import { BucketSet } from "../../src/backend/buckets";
+import { FOLD_AT } from "../../src/backend/stored-docs";
 import { FoldWorker } from "../../src/backend/fold-worker";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 
@@ -8,7 +9,8 @@ const SCRIPT = path.join(__dirname, "..", "..", "dist", "src", "backend", "fold-
 
 test("the fold thread folds a stored document: the backend's set keeps every value and never loads it", async () => {
   const lost: string[] = [];
-  const folds = new FoldWorker((why) => lost.push(why), SCRIPT);
+  const logged: string[] = [];
+  const folds = new FoldWorker((why) => lost.push(why), (line) => logged.push(line), SCRIPT);
   try {
     const author = new BucketSet("aa".repeat(16) as ActorId);
     const key = keyToString(Buffer.from("fold-key")) as KeyString;
@@ -30,6 +32,7 @@ test("the fold thread folds a stored document: the backend's set keeps every val
     fresh.load(bucket, stored.save(bucket)!);
     expect(Buffer.from(fresh.get(key)!).toString()).toBe(`v${FOLD_AT}`);
     expect(lost).toEqual([]);
+    expect(logged).toEqual([]);
   } finally {
     await folds.stop();
   }

@@ -30,8 +30,24 @@ export class LevelStore implements Store {
     return this.db.get(key);
   }
 
+  /**
+   * As a chained batch: the array form costs its caller 20-35 µs more per
+   * call in abstract-level's wrapper (it copies and re-checks every op),
+   * measured on this machine, and the group commit calls it for every
+   * commit on the main thread.
+   */
   batch(ops: StoreOp[], sync: boolean): Promise<void> {
-    return this.db.batch(ops as never, { sync });
+    const b = this.db.batch();
+    try {
+      for (const op of ops) {
+        if (op.type === "put") b.put(op.key, op.value);
+        else b.del(op.key);
+      }
+    } catch (e) {
+      // An invalid op: nothing is written (the contract's atomicity), and the error is the promise's.
+      return b.close().then(() => Promise.reject(e));
+    }
+    return b.write({ sync });
   }
 
   async *entries(range: KeyRange): AsyncIterable<[Buffer, Buffer]> {

@@ -4,11 +4,7 @@
  * (changelog.ts) gives the bytes their meaning. Implementations: LevelStore
  * (the product) and MemoryStore (unit tests); both pass test/persist/store.contract.
  */
-export interface StoreOp {
-  type: "put" | "del";
-  key: Buffer;
-  value?: Buffer;
-}
+export type StoreOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer; value?: undefined };
 
 export interface KeyRange {
   gte: Buffer;

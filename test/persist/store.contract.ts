@@ -99,7 +99,7 @@ function defineStoreTests(current: () => StoreUnderTest): void {
     const invalid: StoreOp[] = [
       { type: "put", key: bytes("kept"), value: bytes("after") },
       { type: "del", key: bytes("kept-too") },
-      { type: "put", key: bytes("new") }, // no value
+      { type: "put", key: bytes("new") } as unknown as StoreOp, // no value
     ];
     await expect(store.batch(invalid, true)).rejects.toBeDefined();
     expect((await store.get(bytes("kept")))?.toString()).toBe("before");

@@ -96,12 +96,20 @@ export class ResponseBatch {
     this.flushScheduled = false;
     const chunk = Buffer.allocUnsafe(this.pendingBytes);
     let at = 0;
+    // Plain byte stores and Uint8Array#set: Buffer#copy and writeUInt32BE check their arguments
+    // in JS on every call, a third of this loop's time with 1,000 watchers.
     for (const p of this.pending) {
       if (typeof p === "number") {
         chunk[at] = 0; // not compressed
-        chunk.writeUInt32BE(p, at + 1);
+        chunk[at + 1] = p >>> 24;
+        chunk[at + 2] = (p >>> 16) & 0xff;
+        chunk[at + 3] = (p >>> 8) & 0xff;
+        chunk[at + 4] = p & 0xff;
         at += FRAME_PREFIX_BYTES;
-      } else at += p.copy(chunk, at);
+      } else {
+        chunk.set(p, at);
+        at += p.length;
+      }
     }
     this.pending = [];
     this.pendingBytes = 0;

@@ -38,6 +38,27 @@ function rawStreamOf(call: Call): RawStream | null {
   return s as RawStream;
 }
 
+/**
+ * The buffers flushes join frames in, reused once their write completes.
+ * Why: a put watched 1,000 times over 10 streams allocated ten 33 KB
+ * buffers, each an ArrayBuffer outside V8's heap; at 200 puts/s the
+ * external memory they add up to kept V8 marking the whole heap again
+ * every 100-150 ms (measured with --trace-gc), on top of scavenges.
+ */
+const SLAB_BYTES = 64 << 10;
+/** Slabs kept for reuse at most (4 MiB); more are left to the GC. */
+const FREE_SLABS_MAX = 64;
+const freeSlabs: Buffer[] = [];
+
+function takeSlab(bytes: number): Buffer {
+  if (bytes > SLAB_BYTES) return Buffer.allocUnsafeSlow(bytes);
+  return freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+}
+
+function giveBack(slab: Buffer): void {
+  if (slab.length === SLAB_BYTES && freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(slab);
+}
+
 export class ResponseBatch {
   /** Whether frames go straight to the HTTP/2 stream (else one `call.write` per response). */
   readonly direct: boolean;
@@ -94,7 +115,8 @@ export class ResponseBatch {
 
   private flush(): void {
     this.flushScheduled = false;
-    const chunk = Buffer.allocUnsafe(this.pendingBytes);
+    const slab = takeSlab(this.pendingBytes);
+    const chunk = slab.subarray(0, this.pendingBytes);
     let at = 0;
     // Plain byte stores and Uint8Array#set: Buffer#copy and writeUInt32BE check their arguments
     // in JS on every call, a third of this loop's time with 1,000 watchers.
@@ -114,8 +136,14 @@ export class ResponseBatch {
     this.pending = [];
     this.pendingBytes = 0;
     const raw = this.raw!;
-    if (raw.closed || raw.destroyed) return; // the call is over: grpc-js reports it as cancelled
-    raw.write(chunk, () => this.written(chunk.length));
+    if (raw.closed || raw.destroyed) {
+      giveBack(slab);
+      return; // the call is over: grpc-js reports it as cancelled
+    }
+    raw.write(chunk, () => {
+      giveBack(slab); // the write is done (or failed): HTTP/2 holds the bytes no more
+      this.written(chunk.length);
+    });
   }
 
   private written(bytes: number): void {

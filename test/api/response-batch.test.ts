@@ -71,4 +71,39 @@ describe("ResponseBatch", () => {
       server.forceShutdown();
     }
   });
+  it("responses from many turns on concurrent streams arrive intact (reused buffers are not written while in flight)", async () => {
+    const TURNS = 200;
+    const PER_TURN = 25;
+    const STREAMS = 4;
+    let stream = 0;
+    // Distinct per stream, turn and index, 40-1,000 bytes: a reused buffer overwritten too early would garble one.
+    const body = (s: number, turn: number, i: number) => Buffer.from(`s${s} t${turn} i${i} `.repeat(3 + ((turn * 7 + i * 13 + s) % 60)));
+    const { server, port } = await serve((call) => {
+      const s = stream++;
+      const batch = new ResponseBatch(call, 1 << 20, () => undefined);
+      let turn = 0;
+      const next = () => {
+        for (let i = 0; i < PER_TURN; i++) batch.send([body(s, turn, i)]);
+        if (++turn < TURNS) setImmediate(next);
+        else setImmediate(() => call.end());
+      };
+      next();
+    });
+    try {
+      const results = await Promise.all(Array.from({ length: STREAMS }, () => receiveAll(port)));
+      const seen = new Set<string>();
+      for (const { got, status } of results) {
+        expect(status.code).toBe(grpc.status.OK);
+        expect(got.length).toBe(TURNS * PER_TURN);
+        const s = Number(/^s(\d+) /.exec(got[0].toString())![1]);
+        seen.add(String(s));
+        for (let turn = 0, n = 0; turn < TURNS; turn++) {
+          for (let i = 0; i < PER_TURN; i++, n++) expect(got[n].equals(body(s, turn, i))).toBe(true);
+        }
+      }
+      expect(seen.size).toBe(STREAMS);
+    } finally {
+      server.forceShutdown();
+    }
+  });
 });

@@ -186,12 +186,12 @@ export class BucketSet {
     const out: BucketChange[] = [];
     for (const [b, deps] of this.touched) {
       const d = this.doc(b);
-      if (d.commit() === null) continue;
+      // A local change depends on every head before it, so its hash is the document's one head now.
+      const hash = d.commit();
+      if (hash === null) continue;
       const bytes = d.getLastLocalChange();
       assert(bytes, "a committed change is retrievable");
-      const heads = d.getHeads();
-      assert(heads.length === 1, "a local change depends on every head before it");
-      out.push({ bucket: b, bytes, deps, hash: heads[0] });
+      out.push({ bucket: b, bytes, deps, hash });
     }
     this.touched.clear();
     return out;

@@ -31,9 +31,9 @@ export type WatchEncoder = (m: Wire) => Buffer;
 /**
  * Each event encoded once, however many watchers it goes to (events are never
  * mutated): the bytes of a WatchResponse holding just that event, i.e. one
- * element of its repeated `events` field. Protobuf messages concatenate, so a
- * watcher's response is its own header and watch id, encoded, followed by
- * these bytes for each of its events.
+ * element of its repeated `events` field. Protobuf messages concatenate (in
+ * any field order), so a watcher's response is its watch id, encoded, then
+ * a body: the revision's header and these bytes for each of its events.
  */
 const encodedEvents = new WeakMap<MvccEvent, Buffer>();
 
@@ -49,10 +49,30 @@ function encodedEvent(e: MvccEvent, encode: WatchEncoder): Buffer {
 }
 
 /**
- * The start of a WatchResponse for one watcher: its header (field 1, shared
- * by every watcher sent the same revision, so encoded once per revision) and
- * its watch_id (field 2, a varint written here). Ids outside what a short
- * varint holds, and -1, go through the encoder.
+ * The body of the responses that carry `events` at `revision`, joined once
+ * for every watcher the hub hands that same list: it shares one list among
+ * watchers with equal ranges, filters and prev_kv, per publish (1,000
+ * watchers of one prefix, one list), and per turn when they catch up over
+ * the same revisions. Joined per watcher, the parts cost 0.2 µs each time in
+ * the fan-out's profile.
+ */
+const bodies = new WeakMap<readonly MvccEvent[], { revision: number; bytes: Buffer }>();
+
+function responseBody(events: readonly MvccEvent[], revision: number, heads: ResponseHeads, encode: WatchEncoder): Buffer {
+  const cached = bodies.get(events);
+  if (cached && cached.revision === revision) return cached.bytes;
+  const parts = [heads.header(revision)];
+  for (const e of events) parts.push(encodedEvent(e, encode));
+  const bytes = Buffer.concat(parts);
+  bodies.set(events, { revision, bytes });
+  return bytes;
+}
+
+/**
+ * The parts of a WatchResponse other than its events: the header (field 1,
+ * the same for every watcher sent the same revision, so encoded once per
+ * revision) and a watcher's watch_id (field 2, a varint written here). Ids
+ * outside what a short varint holds, and -1, go through the encoder.
  */
 class ResponseHeads {
   private revision = -1;
@@ -163,11 +183,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
             noDelete: filters.includes("Nodelete"),
           },
           {
-            send: (events, revision) => {
-              const parts = [heads.header(revision), idBytes];
-              for (const e of events) parts.push(encodedEvent(e, encode));
-              return out.send(parts);
-            },
+            send: (events, revision) => out.send([idBytes, responseBody(events, revision, heads, encode)]),
             cancel: (reason, compactRevision) => {
               canceled = true;
               watches.delete(id);

@@ -3,24 +3,15 @@
  * on a free loopback port with its own data directory.
  */
 import { spawn, ChildProcess } from "node:child_process";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promises as fs } from "node:fs";
+import { freePort } from "../../bench/processes";
 
 const CLI = path.join(__dirname, "..", "..", "bin", "mergekv.js");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** One loopback port finder for the benchmark and the tests. */
+export { freePort };
 
 export async function tempDir(prefix = "mergekv-test-"): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));

@@ -8,7 +8,7 @@ import * as http from "node:http";
 import { readFileSync } from "node:fs";
 import { registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
-import { FoldWorker } from "./backend/fold-worker";
+import { FoldWorker, mainThreadFolder } from "./backend/fold-worker";
 import { FrontendPool } from "./frontend/pool";
 import { LevelStore } from "./persist/level-store";
 import { Store } from "./persist/store";
@@ -215,7 +215,7 @@ export class MergekvServer implements Engine {
     const backend = this.backend;
     this.folds = new FoldWorker((why) => {
       log(`${why}; folds run on the main thread from now on`);
-      backend.replica.buckets.foldWith(undefined);
+      backend.replica.buckets.foldWith(mainThreadFolder(log));
     }, log);
     backend.replica.buckets.foldWith(this.folds.fold);
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });

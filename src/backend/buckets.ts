@@ -221,9 +221,9 @@ export class BucketSet {
     }
   }
 
-  /** Stored mode: runs folds with `folder` from now on (undefined: on this thread again). */
-  foldWith(folder: Folder | undefined): void {
-    this.stored.foldWith(folder ?? this.foldHere);
+  /** Stored mode: runs folds with `folder` from now on (by default they run on this thread, see foldHere). */
+  foldWith(folder: Folder): void {
+    this.stored.foldWith(folder);
   }
 
   /** Stored mode: stores again every document loaded since the last call (to read or to write). */

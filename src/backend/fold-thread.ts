@@ -4,18 +4,12 @@
  * Automerge work for it.
  */
 import { parentPort } from "node:worker_threads";
-import { foldDocument } from "./stored-docs";
+import { tryFold } from "./stored-docs";
 import type { FoldRequest, FoldResult } from "./fold-worker";
 
 const port = parentPort!;
 
 port.on("message", (m: FoldRequest) => {
-  let result: FoldResult;
-  try {
-    const bytes = foldDocument(m.bytes, m.chunks);
-    result = { id: m.id, bytes };
-  } catch (e) {
-    result = { id: m.id, bytes: null, error: (e as Error).message };
-  }
+  const result: FoldResult = { id: m.id, ...tryFold(m.bytes, m.chunks) };
   port.postMessage(result, result.bytes ? [result.bytes.buffer as ArrayBuffer] : []);
 });

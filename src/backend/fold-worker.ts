@@ -7,7 +7,7 @@
  */
 import { Worker } from "node:worker_threads";
 import * as path from "node:path";
-import { Folder } from "./stored-docs";
+import { Folder, tryFold } from "./stored-docs";
 
 export interface FoldRequest {
   id: number;
@@ -36,7 +36,7 @@ export class FoldWorker {
     this.worker = w;
     w.unref(); // never what keeps the process alive
     w.on("message", (r: FoldResult) => {
-      if (r.error !== undefined) this.log(`fold failed: ${r.error}`);
+      if (r.error !== undefined) logFoldFailure(this.log, r.error);
       const done = this.waiting.get(r.id);
       this.waiting.delete(r.id);
       done?.(r.bytes);
@@ -55,17 +55,37 @@ export class FoldWorker {
 
   private lose(why: string): void {
     if (!this.worker) return;
-    this.worker = null;
-    for (const done of this.waiting.values()) done(null);
-    this.waiting.clear();
+    this.detach();
     this.onLost(why);
   }
 
   async stop(): Promise<void> {
+    await this.detach()?.terminate();
+  }
+
+  /** Stops using the thread: folds under way report failure (their documents stay as they were). */
+  private detach(): Worker | null {
     const w = this.worker;
     this.worker = null;
     for (const done of this.waiting.values()) done(null);
     this.waiting.clear();
-    await w?.terminate();
+    return w;
   }
+}
+
+function logFoldFailure(log: (line: string) => void, error: string): void {
+  log(`fold failed: ${error}`);
+}
+
+/**
+ * Folds on the calling thread, as the fold thread does: a failure is logged
+ * and reported as null (the document stays as it was, and StoredDocs tries
+ * again later), so losing the thread does not change what a failed fold does.
+ */
+export function mainThreadFolder(log: (line: string) => void): Folder {
+  return (bytes, chunks, done) => {
+    const r = tryFold(bytes, chunks);
+    if (r.error !== undefined) logFoldFailure(log, r.error);
+    done(r.bytes);
+  };
 }

@@ -70,6 +70,15 @@ export function foldDocument(bytes: Uint8Array | null, chunks: Uint8Array[]): Ui
   }
 }
 
+/** A fold whose failure is its message rather than a throw (what a Folder reports as null). */
+export function tryFold(bytes: Uint8Array | null, chunks: Uint8Array[]): { bytes: Uint8Array | null; error?: string } {
+  try {
+    return { bytes: foldDocument(bytes, chunks) };
+  } catch (e) {
+    return { bytes: null, error: (e as Error).message };
+  }
+}
+
 export class StoredDocs {
   private readonly docs = new Map<number, Stored>();
   /** Bytes of change chunks held over all documents. */

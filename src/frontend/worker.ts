@@ -22,16 +22,16 @@ let acked = 0;
 let acknowledge = false;
 /** What the last message told the pool about Executor.awaitingApplied. */
 let awaitingSent = false;
-function awaiting(): boolean {
+function noteAwaiting(): boolean {
   awaitingSent = executor?.awaitingApplied ?? false;
   return awaitingSent;
 }
-const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items, awaiting: awaiting() }));
+const responses = new Outbox<ResponseItem>((items) => post({ type: "responses", ack: acked, items, awaiting: noteAwaiting() }));
 let replies: EarlyReply[] = [];
 const envelopes = new Outbox<Envelope>((items) => {
   const r = replies;
   replies = [];
-  post({ type: "envelopes", items, ...(r.length > 0 ? { replies: r } : {}), awaiting: awaiting() });
+  post({ type: "envelopes", items, ...(r.length > 0 ? { replies: r } : {}), awaiting: noteAwaiting() });
 });
 
 /**

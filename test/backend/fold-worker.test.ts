@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { BucketSet } from "../../src/backend/buckets";
 import { FOLD_AT } from "../../src/backend/stored-docs";
-import { FoldWorker } from "../../src/backend/fold-worker";
+import { FoldWorker, mainThreadFolder } from "../../src/backend/fold-worker";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 
 /** The thread runs the built script (ts-jest has no fold-thread.js beside the source). */
@@ -36,4 +36,24 @@ test("the fold thread folds a stored document: the backend's set keeps every val
   } finally {
     await folds.stop();
   }
+});
+
+test("folds on the main thread (after the thread is lost) fail as the thread's do: logged, reported as null, nothing thrown", () => {
+  const logged: string[] = [];
+  const fold = mainThreadFolder((line) => logged.push(line));
+  const results: (Uint8Array | null)[] = [];
+  fold(new Uint8Array(Buffer.from("not a document")), [], (b) => results.push(b));
+  expect(results).toEqual([null]);
+  expect(logged).toHaveLength(1);
+  expect(logged[0]).toMatch(/^fold failed: /);
+
+  const author = new BucketSet("aa".repeat(16) as ActorId);
+  const key = keyToString(Buffer.from("main-fold")) as KeyString;
+  author.put(key, Buffer.from("v1"));
+  const [change] = author.commit();
+  fold(null, [change.bytes], (b) => results.push(b));
+  const fresh = new BucketSet("cc".repeat(16) as ActorId);
+  fresh.load(change.bucket, results[1]!);
+  expect(Buffer.from(fresh.get(key)!).toString()).toBe("v1");
+  expect(logged).toHaveLength(1);
 });

@@ -181,7 +181,7 @@ async function compactOffline(dataDir: string): Promise<CompactionReport> {
 /** Online: Maintenance.Defragment, which mergekv answers by compacting its storage. */
 async function compactOnline(endpoint: string): Promise<undefined> {
   const services = loadServices();
-  const Client = grpc.makeGenericClientConstructor(services.Maintenance, "Maintenance");
+  const Client = grpc.makeGenericClientConstructor(services.Maintenance as unknown as grpc.ServiceDefinition, "Maintenance");
   const client = new Client(bindAddress(endpoint.split(",")[0]), grpc.credentials.createInsecure()) as unknown as {
     Defragment(req: object, cb: (e: grpc.ServiceError | null, r: unknown) => void): void;
     close(): void;

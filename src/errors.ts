@@ -41,18 +41,31 @@ export type ErrorCode =
   | "Corrupt"
   | "Internal";
 
-/** gRPC status codes used by etcd (numeric, as on the wire). */
+/** gRPC status codes (numeric, as on the wire). */
 export const GrpcStatus = {
+  OK: 0,
+  Canceled: 1,
+  Unknown: 2,
   InvalidArgument: 3,
+  DeadlineExceeded: 4,
   NotFound: 5,
   AlreadyExists: 6,
-  FailedPrecondition: 9,
-  OutOfRange: 11,
+  PermissionDenied: 7,
   ResourceExhausted: 8,
-  Unavailable: 14,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  OutOfRange: 11,
+  Unimplemented: 12,
   Internal: 13,
+  Unavailable: 14,
   DataLoss: 15,
+  Unauthenticated: 16,
 } as const;
+
+/** A code's name as Go prints it ("PermissionDenied"), which etcd puts in texts such as a watch's cancel_reason. */
+export function statusName(code: number): string {
+  return Object.keys(GrpcStatus).find((k) => GrpcStatus[k as keyof typeof GrpcStatus] === code) ?? `Code(${code})`;
+}
 
 /** code -> (gRPC status, etcd's message). Messages are etcd 3.4's, to the letter. */
 export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }> = {
@@ -65,10 +78,10 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   LeaseTTLTooLarge: { status: GrpcStatus.OutOfRange, message: "etcdserver: too large lease TTL" },
   AuthNotEnabled: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: authentication is not enabled" },
   AuthFailed: { status: GrpcStatus.InvalidArgument, message: "etcdserver: authentication failed, invalid user ID or password" },
-  InvalidAuthToken: { status: 16, message: "etcdserver: invalid auth token" },
+  InvalidAuthToken: { status: GrpcStatus.Unauthenticated, message: "etcdserver: invalid auth token" },
   // etcd 3.4 sends this one untranslated, with code Unknown (2).
-  AuthVerifyOnly: { status: 2, message: "auth: token signing attempted with verify-only key" },
-  PermissionDenied: { status: 7, message: "etcdserver: permission denied" },
+  AuthVerifyOnly: { status: GrpcStatus.Unknown, message: "auth: token signing attempted with verify-only key" },
+  PermissionDenied: { status: GrpcStatus.PermissionDenied, message: "etcdserver: permission denied" },
   UserEmpty: { status: GrpcStatus.InvalidArgument, message: "etcdserver: user name is empty" },
   UserExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: user name already exists" },
   UserNotFound: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: user name not found" },

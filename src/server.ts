@@ -2,7 +2,6 @@
  * One mergekv server: the store, the backend, the frontend workers and the
  * gRPC endpoints, started and stopped in order.
  */
-import * as grpc from "@grpc/grpc-js";
 import * as os from "node:os";
 import * as http from "node:http";
 import { readFileSync } from "node:fs";
@@ -13,6 +12,7 @@ import { FrontendPool } from "./frontend/pool";
 import { LevelStore } from "./persist/level-store";
 import { Store } from "./persist/store";
 import { loadServices } from "./api/proto";
+import { GrpcServer, TlsFiles } from "./api/grpc-server";
 import { HeaderSource, TRANSPORT_BYTES_MAX } from "./api/rpc";
 import { clusterService, kvService, maintenanceService } from "./api/services";
 import { watchService, WatchEncoder } from "./api/watch-service";
@@ -124,9 +124,9 @@ export interface TlsOptions {
   clientCertAuth: boolean;
 }
 
-/** Credentials for one client URL: TLS for https:// (from the files), none for http://. */
-export function credentialsFor(url: string, tls: TlsOptions): grpc.ServerCredentials {
-  if (!url.startsWith("https://")) return grpc.ServerCredentials.createInsecure();
+/** TLS for one client URL: from the files for https://, none for http://. */
+export function tlsFor(url: string, tls: TlsOptions): TlsFiles | undefined {
+  if (!url.startsWith("https://")) return undefined;
   if (!tls.certFile || !tls.keyFile) throw new MergekvError("InvalidArgument", `${url}: https:// needs --cert-file and --key-file`);
   if (tls.clientCertAuth && !tls.trustedCaFile) throw new MergekvError("InvalidArgument", "--client-cert-auth needs --trusted-ca-file");
   const read = (flag: string, file: string) => {
@@ -136,8 +136,8 @@ export function credentialsFor(url: string, tls: TlsOptions): grpc.ServerCredent
       throw new MergekvError("InvalidArgument", `${flag} ${file}: ${(e as Error).message}`);
     }
   };
-  const ca = tls.trustedCaFile ? read("--trusted-ca-file", tls.trustedCaFile) : null;
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read("--cert-file", tls.certFile), private_key: read("--key-file", tls.keyFile) }], tls.clientCertAuth);
+  const ca = tls.trustedCaFile ? read("--trusted-ca-file", tls.trustedCaFile) : undefined;
+  return { cert: read("--cert-file", tls.certFile), key: read("--key-file", tls.keyFile), ca, clientCertAuth: tls.clientCertAuth };
 }
 
 /** "http://127.0.0.1:2379" or "https://…" -> "127.0.0.1:2379". */
@@ -167,7 +167,7 @@ export class MergekvServer implements Engine {
   private readonly tokens: TokenProvider;
   private quotaTimer: NodeJS.Timeout | null = null;
   private readonly metricsServers: http.Server[] = [];
-  private grpcServer: grpc.Server | null = null;
+  private grpcServer: GrpcServer | null = null;
   readonly ports: number[] = [];
   private stopped = false;
   /** Aborted by `stop`: ends the watch streams, which would hold a graceful shutdown open. */
@@ -180,7 +180,7 @@ export class MergekvServer implements Engine {
     }
     if (!Number.isInteger(opts.snapshotCount) || opts.snapshotCount < 1) throw new MergekvError("InvalidArgument", `--snapshot-count must be a positive integer, got ${opts.snapshotCount}`);
     opts.listenClientUrls.forEach(bindAddress);
-    for (const url of opts.listenClientUrls) credentialsFor(url, opts.tls); // bad TLS flags fail before anything opens
+    for (const url of opts.listenClientUrls) tlsFor(url, opts.tls); // bad TLS flags fail before anything opens
     this.tokens = tokenProviderFor(opts.authToken, { simpleTtlMs: opts.authTokenTtlMs });
     this.store = new LevelStore(opts.dataDir);
   }
@@ -237,17 +237,19 @@ export class MergekvServer implements Engine {
     await this.checkQuota();
 
     const services = loadServices();
-    const server = new grpc.Server({ "grpc.max_receive_message_length": TRANSPORT_BYTES_MAX, "grpc.max_send_message_length": TRANSPORT_BYTES_MAX });
+    const server = new GrpcServer({ receiveBytesMax: TRANSPORT_BYTES_MAX });
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
-    server.addService(services.Watch, watchService(this, this.watches, services.Watch.Watch.responseSerialize as WatchEncoder, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
+    server.addService(services.Watch, watchService(this, this.watches, services.Watch.Watch.responseSerialize as unknown as WatchEncoder, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
     server.addService(services.Lease, leaseService(this, this.stopping.signal));
     server.addService(services.Auth, authService(this));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     for (const url of this.opts.listenClientUrls) {
-      const port = await new Promise<number>((resolve, reject) =>
-        server.bindAsync(bindAddress(url), credentialsFor(url, this.opts.tls), (e, p) => (e ? reject(new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e)) : resolve(p))));
+      const [host, requested] = splitHostPort(bindAddress(url));
+      const port = await server.listen(host, requested, tlsFor(url, this.opts.tls)).catch((e: Error) => {
+        throw new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e);
+      });
       this.ports.push(port);
       log(`serving client requests on ${bindAddress(url).replace(/:\d+$/, `:${port}`)}${url.startsWith("https://") ? " (TLS)" : ""}`);
     }
@@ -295,7 +297,7 @@ export class MergekvServer implements Engine {
     for (const m of this.metricsServers) m.close();
     const server = this.grpcServer;
     if (server) {
-      const drained = new Promise<void>((r) => server.tryShutdown(() => r()));
+      const drained = server.shutdown();
       this.stopping.abort(); // after tryShutdown, so no stream starts after it
       await Promise.race([
         drained,

@@ -3,16 +3,16 @@
  * permissions. Everything but Authenticate and AuthStatus needs root once
  * auth is on; the AuthStore decides.
  */
-import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
 import { PermType } from "../backend/auth";
 import { keyToBytes } from "../persist/encoding";
 import { rootUnary, unary, UnaryHandler, UnaryOptions } from "./rpc";
 import { key as wireKey, Wire } from "./convert";
+import { ServiceImplementation } from "./grpc-server";
 
 const PERM_TYPES: PermType[] = ["Read", "Write", "Readwrite"];
 
-export function authService(engine: Engine): grpc.UntypedServiceImplementation {
+export function authService(engine: Engine): ServiceImplementation {
   const auth = () => engine.auth;
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
   /** Root only (when auth is on); answers with an empty body and the auth revision in the header. */

@@ -2,18 +2,18 @@
  * etcd's Lease service: grant, revoke, keep-alive (a bidi stream), time to
  * live, list. Handlers convert and call the backend's lease table.
  */
-import * as grpc from "@grpc/grpc-js";
 import { MergekvError } from "../errors";
 import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
 import { int, leaseId, Wire } from "./convert";
-import { header, tokenOf, toServiceError, unary, UnaryHandler } from "./rpc";
+import { header, tokenOf, toStatus, unary, UnaryHandler } from "./rpc";
+import { ServerCall, ServiceImplementation } from "./grpc-server";
 import { refuseWhenFull } from "./services";
 import { leaseNeeds } from "./permissions";
 
 /** `stopping`: aborted when the server shuts down (see watchService). */
-export function leaseService(engine: Engine, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
+export function leaseService(engine: Engine, stopping?: AbortSignal): ServiceImplementation {
   if (stopping) setMaxListeners(0, stopping); // one listener per open keep-alive stream, removed when it closes
   // Any authenticated user may use leases (identify() refuses a missing or bad token when auth is on);
   // revoking one needs write on every key it holds, as in etcd.
@@ -49,24 +49,26 @@ export function leaseService(engine: Engine, stopping?: AbortSignal): grpc.Untyp
       body: { leases: backend().leases.ids().map((id) => ({ ID: String(id) })) },
     })),
     /** Each request renews one lease; an unknown id answers TTL 0 and the stream stays open, as etcd. */
-    LeaseKeepAlive: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
+    LeaseKeepAlive: (call: ServerCall) => {
       try {
-        engine.auth.identify(tokenOf(call.metadata));
+        engine.auth.identify(tokenOf(call));
       } catch (e) {
-        call.emit("error", toServiceError(e));
+        call.fail(toStatus(e));
         return;
       }
       // Ended with UNAVAILABLE when the server stops (as the watch streams), so shutdown does not wait for it.
-      const stop = () => call.emit("error", toServiceError(new MergekvError("Unavailable")));
-      const done = () => stopping?.removeEventListener("abort", stop);
+      const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       stopping?.addEventListener("abort", stop);
       call.on("data", (req: Wire) => {
-        const ttl = backend().leases.keepAlive(leaseId(req.ID));
-        call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });
+        try {
+          const ttl = backend().leases.keepAlive(leaseId(req.ID));
+          call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });
+        } catch (e) {
+          call.fail(toStatus(e));
+        }
       });
-      call.on("end", () => { done(); call.end(); });
-      call.on("cancelled", done);
-      call.on("error", done);
+      call.on("end", () => call.end());
+      call.on("close", () => stopping?.removeEventListener("abort", stop));
     },
   };
 }

@@ -1,42 +1,14 @@
 /**
- * A server stream's responses written as gRPC frames straight onto its HTTP/2
- * stream, every response of one event-loop turn in one write.
+ * A server stream's responses written as gRPC frames, every response of one
+ * event-loop turn in one HTTP/2 write.
  *
- * Why: grpc-js writes one message per HTTP/2 write, through an object-mode
- * stream that starts the next write only when the previous one's callback
- * has run. A put watched 1,000 times made 1,000 writes, each its own trip
- * through two stream layers and the event loop; the watch fan-out spent
- * 15-20 µs per message and delivered in bursts spread over many turns. Here
- * one put makes one write per stream: the responses' frames (a 5-byte gRPC
+ * Why: a put watched 1,000 times made 1,000 writes when each response was
+ * its own; each write is a trip through the HTTP/2 stream and the event
+ * loop, and the fan-out delivered in bursts spread over many turns. Here one
+ * put makes one write per stream: the responses' frames (a 5-byte gRPC
  * prefix each, uncompressed) joined into one buffer.
- *
- * The HTTP/2 stream is grpc-js's own (`call.call.stream` in grpc-js 1.x, not
- * public API); the response headers are sent through grpc-js first, and the
- * status at the end goes through grpc-js too (`call.end()` or an error), so it
- * follows every frame written here. If a grpc-js version moves the stream,
- * `direct` is false and responses go through `call.write` one by one:
- * correct, only slower (test/api/response-batch.test.ts checks the direct
- * path is taken with the grpc-js this project pins).
  */
-import * as grpc from "@grpc/grpc-js";
-
-/** gRPC's length prefix: a compressed flag byte, then the length as u32 big-endian. */
-const FRAME_PREFIX_BYTES = 5;
-
-interface RawStream {
-  write(chunk: Buffer, cb: (err?: Error | null) => void): boolean;
-  readonly closed: boolean;
-  readonly destroyed: boolean;
-}
-
-type Call = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
-
-function rawStreamOf(call: Call): RawStream | null {
-  const inner = (call as unknown as { call?: { stream?: Partial<RawStream> & { respond?: unknown } } }).call;
-  const s = inner?.stream;
-  if (!s || typeof s.write !== "function" || typeof s.respond !== "function" || typeof s.closed !== "boolean") return null;
-  return s as RawStream;
-}
+import { FRAME_PREFIX_BYTES, ServerCall } from "./grpc-server";
 
 /**
  * The buffers flushes join frames in, reused once their write completes.
@@ -60,9 +32,6 @@ function giveBack(slab: Buffer): void {
 }
 
 export class ResponseBatch {
-  /** Whether frames go straight to the HTTP/2 stream (else one `call.write` per response). */
-  readonly direct: boolean;
-  private readonly raw: RawStream | null;
   /** The turn's responses: each a number (its length, where its frame prefix goes) then its parts. */
   private pending: (Buffer | number)[] = [];
   private pendingBytes = 0;
@@ -76,12 +45,7 @@ export class ResponseBatch {
    * caller should stop producing); `onDrained` runs when the queue is back
    * under half of it.
    */
-  constructor(private readonly call: Call, private readonly budgetBytes: number, private readonly onDrained: () => void) {
-    this.raw = rawStreamOf(call);
-    this.direct = this.raw !== null;
-    // The headers go first, through grpc-js, so that it knows they went out.
-    if (this.direct) call.sendMetadata(new grpc.Metadata());
-  }
+  constructor(private readonly call: ServerCall, private readonly budgetBytes: number, private readonly onDrained: () => void) {}
 
   /** Bytes queued and not yet taken by HTTP/2. */
   get queued(): number {
@@ -97,17 +61,12 @@ export class ResponseBatch {
     let bytes = 0;
     for (const p of parts) bytes += p.length;
     this.queuedBytes += bytes + FRAME_PREFIX_BYTES;
-    if (!this.raw) {
-      const message = parts.length === 1 ? parts[0] : Buffer.concat(parts as Buffer[], bytes);
-      this.call.write(message, () => this.written(message.length + FRAME_PREFIX_BYTES));
-    } else {
-      this.pending.push(bytes);
-      for (const p of parts) this.pending.push(p);
-      this.pendingBytes += bytes + FRAME_PREFIX_BYTES;
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        process.nextTick(() => this.flush());
-      }
+    this.pending.push(bytes);
+    for (const p of parts) this.pending.push(p);
+    this.pendingBytes += bytes + FRAME_PREFIX_BYTES;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
     }
     if (this.queuedBytes > this.budgetBytes) this.full = true;
     return !this.full;
@@ -135,13 +94,8 @@ export class ResponseBatch {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    const raw = this.raw!;
-    if (raw.closed || raw.destroyed) {
-      giveBack(slab);
-      return; // the call is over: grpc-js reports it as cancelled
-    }
-    raw.write(chunk, () => {
-      giveBack(slab); // the write is done (or failed): HTTP/2 holds the bytes no more
+    this.call.writeFrames(chunk, () => {
+      giveBack(slab); // the write is done (or failed, or the call is over): HTTP/2 holds the bytes no more
       this.written(chunk.length);
     });
   }

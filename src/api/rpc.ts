@@ -2,10 +2,9 @@
  * The one place where every unary RPC is checked, its error translated
  * through ERROR_TABLE, and its header filled: handlers only call the engine.
  */
-import * as grpc from "@grpc/grpc-js";
 import Long from "long";
-import { ERROR_TABLE, MergekvError, isMergekvError } from "../errors";
-import { requestBytes } from "./proto";
+import { ERROR_TABLE, GrpcStatus, MergekvError, isMergekvError, statusName } from "../errors";
+import { CallStatus, Handler, ServerCall } from "./grpc-server";
 import { Wire } from "./convert";
 import { grpcLatency, grpcRequests } from "../metrics";
 import { AuthStore } from "../backend/auth";
@@ -52,20 +51,19 @@ export interface UnaryOptions {
 }
 
 /** The token a call carries (etcd clients send it as metadata "token"). */
-export function tokenOf(metadata: grpc.Metadata): string | undefined {
-  const v = metadata.get("token")[0];
-  return v === undefined ? undefined : String(v);
+export function tokenOf(call: ServerCall): string | undefined {
+  return call.metadata("token");
 }
 
-export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions = {}): grpc.handleUnaryCall<Wire, Wire> {
+export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions = {}): Handler {
   const { headers } = ctx;
   const onError = ctx.onInternalError;
   const readOnly = !!opts.readOnly;
-  return (call, callback) => {
-    const metrics = metricsOf(call.getPath());
+  return (call) => {
+    const metrics = metricsOf(call.path);
     const stopTimer = metrics.latency.startTimer();
-    const req = call.request;
-    const size = requestBytes(req);
+    const req = call.request as Wire;
+    const size = call.requestBytes;
     let work: Promise<Answer>;
     if (size > MESSAGE_BYTES_MAX) {
       work = Promise.reject(new MergekvError("MessageTooLarge", `grpc: received message larger than max (${size} vs. ${MESSAGE_BYTES_MAX})`));
@@ -73,7 +71,7 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
       work = Promise.reject(new MergekvError("RequestTooLarge"));
     } else {
       try {
-        const caller = { user: opts.public ? undefined : ctx.auth.identify(tokenOf(call.metadata)) };
+        const caller = { user: opts.public ? undefined : ctx.auth.identify(tokenOf(call)) };
         work = handle(req, caller);
       } catch (e) {
         work = Promise.reject(e);
@@ -83,21 +81,21 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
       (a) => {
         stopTimer();
         metrics.ok.inc();
-        callback(null, { header: header(headers, a.revision), ...a.body });
+        call.reply({ header: header(headers, a.revision), ...a.body });
       },
       (e) => {
         stopTimer();
         if (!isMergekvError(e) || e.code === "Internal") onError?.(e);
-        const err = toServiceError(e);
-        grpcRequests.inc({ method: metrics.method, code: String(err.code) });
-        callback(err);
+        const status = toStatus(e);
+        grpcRequests.inc({ method: metrics.method, code: String(status.code) });
+        call.fail(status);
       },
     );
   };
 }
 
 /** A unary call only root may make once auth is on (maintenance, cluster changes, auth management). */
-export function rootUnary(ctx: RpcContext, handle: UnaryHandler): grpc.handleUnaryCall<Wire, Wire> {
+export function rootUnary(ctx: RpcContext, handle: UnaryHandler): Handler {
   return unary(ctx, async (req, caller) => {
     ctx.auth.authorize(caller.user, ROOT_ONLY);
     return handle(req, caller);
@@ -149,15 +147,12 @@ export function header(h: HeaderSource, revision: number): Wire {
  * cancel_reason: "rpc error: code = PermissionDenied desc = etcdserver: permission denied".
  */
 export function statusText(e: unknown): string {
-  const err = toServiceError(e);
-  const name = (grpc.status[err.code ?? grpc.status.UNKNOWN] ?? "UNKNOWN").toLowerCase().replace(/(^|_)([a-z])/g, (_m, _s, c: string) => c.toUpperCase());
-  return `rpc error: code = ${name} desc = ${err.message}`;
+  const s = toStatus(e);
+  return `rpc error: code = ${statusName(s.code)} desc = ${s.message}`;
 }
 
-export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
-  if (isMergekvError(e)) {
-    return { code: ERROR_TABLE[e.code].status, details: e.message, message: e.message };
-  }
-  const message = `mergekv: internal error: ${(e as Error)?.message ?? String(e)}`;
-  return { code: grpc.status.INTERNAL, details: message, message };
+/** The status an error ends a call with: etcd's code and text for ours, INTERNAL for anything else. */
+export function toStatus(e: unknown): CallStatus {
+  if (isMergekvError(e)) return { code: ERROR_TABLE[e.code].status, message: e.message };
+  return { code: GrpcStatus.Internal, message: `mergekv: internal error: ${(e as Error)?.message ?? String(e)}` };
 }

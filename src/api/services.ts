@@ -2,17 +2,16 @@
  * etcd's KV, Maintenance and Cluster services: each handler converts the
  * request, calls the engine, converts the result. Nothing else.
  */
-import * as grpc from "@grpc/grpc-js";
 import { Engine } from "../server";
-import { header, rootUnary, tokenOf, toServiceError, unary, UnaryHandler, UnaryOptions } from "./rpc";
+import { header, rootUnary, tokenOf, toStatus, unary, UnaryHandler, UnaryOptions } from "./rpc";
+import { ServerCall, ServiceImplementation } from "./grpc-server";
 import { ROOT_ONLY, deleteNeeds, leaseNeeds, putNeeds, rangeNeeds, txnNeeds } from "./permissions";
-import { once } from "node:events";
 import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
 import { RangeResult, PutResult, DeleteRangeResult, TxnResult, TxnRequest, HashKVResult } from "../frontend/requests";
 import { AlarmType } from "../backend/alarms";
 import { Member } from "../backend/members";
-import { MergekvError } from "../errors";
+import { GrpcStatus, MergekvError } from "../errors";
 
 /** While NOSPACE is active, writes that add data are refused, as etcd does. */
 export function refuseWhenFull(engine: Engine): void {
@@ -26,7 +25,7 @@ function hasPuts(t: TxnRequest): boolean {
 /** The etcd version mergekv answers as (the API level its clients expect). */
 export const ETCD_API_VERSION = "3.4.23";
 
-export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
+export function kvService(engine: Engine): ServiceImplementation {
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
   return {
     Range: h(async (req, caller) => {
@@ -65,7 +64,7 @@ export function kvService(engine: Engine): grpc.UntypedServiceImplementation {
   };
 }
 
-export function maintenanceService(engine: Engine): grpc.UntypedServiceImplementation {
+export function maintenanceService(engine: Engine): ServiceImplementation {
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
   const root = (fn: UnaryHandler) => rootUnary(engine, fn);
   return {
@@ -100,22 +99,22 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
       return { revision: engine.backend.revision, body: { alarms } };
     }),
     /** Streams every entry of the store as one iterator saw it: a consistent point in time. */
-    Snapshot: (call: grpc.ServerWritableStream<Wire, Wire>) => {
+    Snapshot: (call: ServerCall) => {
       void (async () => {
-        engine.auth.authorize(engine.auth.identify(tokenOf(call.metadata)), ROOT_ONLY);
+        engine.auth.authorize(engine.auth.identify(tokenOf(call)), ROOT_ONLY);
         const total = await engine.store.sizeBytes();
         let sent = 0;
         for await (const blob of snapshotChunks(engine.store)) {
+          if (call.closed) return; // the client went away: stop reading the store
           sent += blob.length;
           const more = call.write({ header: header(engine.headers, engine.backend.revision), remaining_bytes: String(Math.max(0, total - sent)), blob });
-          if (!more) await once(call, "drain");
+          if (!more) await call.drained();
         }
         call.end();
       })().catch((e) => {
-        const err = toServiceError(e);
-        if (err.code === grpc.status.INTERNAL) engine.onInternalError(e);
-        // emit, not destroy: a destroyed stream never sends its status, and the client waits forever.
-        call.emit("error", err);
+        const status = toStatus(e);
+        if (status.code === GrpcStatus.Internal) engine.onInternalError(e);
+        call.fail(status);
       });
     },
     /** Defragment is mergekv's online compaction trigger: snapshot, drop covered records, reclaim space. */
@@ -126,7 +125,7 @@ export function maintenanceService(engine: Engine): grpc.UntypedServiceImplement
   };
 }
 
-export function clusterService(engine: Engine): grpc.UntypedServiceImplementation {
+export function clusterService(engine: Engine): ServiceImplementation {
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);
   const root = (fn: UnaryHandler) => rootUnary(engine, fn);
   const members = () => engine.members.list().map(toMember);

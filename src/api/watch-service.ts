@@ -2,13 +2,13 @@
  * etcd's Watch service: one bidi stream carries many watches. The stream
  * handler only translates; the WatchHub (backend) decides what is sent.
  */
-import * as grpc from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
 import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { fromKv, int, key as wireKey, Wire } from "./convert";
-import { tokenOf, header, statusText, toServiceError, HeaderSource } from "./rpc";
+import { tokenOf, header, statusText, toStatus, HeaderSource } from "./rpc";
+import { ServerCall, ServiceImplementation } from "./grpc-server";
 import { ResponseBatch } from "./response-batch";
 import { MergekvError } from "../errors";
 
@@ -114,16 +114,16 @@ const EMPTY = Buffer.alloc(0);
  * do, so clients resume elsewhere or later; a graceful shutdown would
  * otherwise wait for streams that never end on their own.
  */
-export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): grpc.UntypedServiceImplementation {
+export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): ServiceImplementation {
   if (stopping) setMaxListeners(0, stopping); // one listener per open stream, removed when it closes
   const heads = new ResponseHeads(engine.headers, encode);
   return {
-    Watch: (call: grpc.ServerDuplexStream<Wire, Wire>) => {
+    Watch: (call: ServerCall) => {
       let user: string | undefined;
       try {
-        user = engine.auth.identify(tokenOf(call.metadata));
+        user = engine.auth.identify(tokenOf(call));
       } catch (e) {
-        call.emit("error", toServiceError(e));
+        call.fail(toStatus(e));
         return;
       }
       const watches = new Map<number, Watcher>();
@@ -133,7 +133,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
         for (const w of watches.values()) hub.resume(w);
       });
       const write = (m: Wire, revision = engine.backend.revision): boolean => out.send([encode({ header: header(engine.headers, revision), ...m })]);
-      const stop = () => call.emit("error", toServiceError(new MergekvError("Unavailable")));
+      const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);
         watches.clear();
@@ -209,12 +209,11 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
           } else if (req.progress_request) write({ watch_id: "-1" });
         } catch (e) {
           engine.onInternalError(e);
-          call.emit("error", toServiceError(e)); // destroy() would end the stream without a status: the client would hang
+          call.fail(toStatus(e));
         }
       });
-      call.on("end", () => { closeAll(); call.end(); });
-      call.on("cancelled", closeAll);
-      call.on("error", closeAll);
+      call.on("end", () => call.end());
+      call.on("close", closeAll);
     },
   };
 }

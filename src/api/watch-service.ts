@@ -56,16 +56,23 @@ function encodedEvent(e: MvccEvent, encode: WatchEncoder): Buffer {
  * the same revisions. Joined per watcher, the parts cost 0.2 µs each time in
  * the fan-out's profile.
  */
-const bodies = new WeakMap<readonly MvccEvent[], { revision: number; bytes: Buffer }>();
+const bodies = new WeakMap<readonly MvccEvent[], { events: readonly MvccEvent[]; revision: number; bytes: Buffer }>();
+
+/** The body last joined: consecutive watchers nearly always share it (a WeakMap lookup each was 5% of the fan-out). */
+let lastBody: { events: readonly MvccEvent[]; revision: number; bytes: Buffer } | undefined;
 
 function responseBody(events: readonly MvccEvent[], revision: number, heads: ResponseHeads, encode: WatchEncoder): Buffer {
+  if (lastBody && lastBody.events === events && lastBody.revision === revision) return lastBody.bytes;
   const cached = bodies.get(events);
-  if (cached && cached.revision === revision) return cached.bytes;
+  if (cached && cached.revision === revision) {
+    lastBody = cached;
+    return cached.bytes;
+  }
   const parts = [heads.header(revision)];
   for (const e of events) parts.push(encodedEvent(e, encode));
-  const bytes = Buffer.concat(parts);
-  bodies.set(events, { revision, bytes });
-  return bytes;
+  lastBody = { events, revision, bytes: Buffer.concat(parts) };
+  bodies.set(events, lastBody);
+  return lastBody.bytes;
 }
 
 /**
@@ -132,7 +139,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
       const out = new ResponseBatch(call, WATCH_STREAM_BUFFER_BYTES, () => {
         for (const w of watches.values()) hub.resume(w);
       });
-      const write = (m: Wire, revision = engine.backend.revision): boolean => out.send([encode({ header: header(engine.headers, revision), ...m })]);
+      const write = (m: Wire, revision = engine.backend.revision): boolean => out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }));
       const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);
@@ -183,7 +190,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
             noDelete: filters.includes("Nodelete"),
           },
           {
-            send: (events, revision) => out.send([idBytes, responseBody(events, revision, heads, encode)]),
+            send: (events, revision) => out.send(idBytes, responseBody(events, revision, heads, encode)),
             cancel: (reason, compactRevision) => {
               canceled = true;
               watches.delete(id);

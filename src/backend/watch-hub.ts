@@ -115,8 +115,9 @@ export class WatchHub {
       if (!w.synced) continue;
       let mine: MvccEvent[];
       if (w.next <= first) {
-        mine = matched.get(w.sameEvents) ?? this.match(w, events);
-        matched.set(w.sameEvents, mine);
+        let shared = matched.get(w.sameEvents);
+        if (!shared) matched.set(w.sameEvents, (shared = this.match(w, events)));
+        mine = shared;
       } else mine = this.match(w, events);
       w.next = Math.max(w.next, rev + 1); // a watcher that starts in the future keeps its start
       if (mine.length > 0 && !w.sink.send(mine, rev)) w.synced = false; // sent, but the stream is full

@@ -15,6 +15,7 @@ const METHOD: grpc.MethodDefinition<Buffer, Buffer> = {
 };
 
 const RESPONSES = 2_000;
+const EMPTY = Buffer.alloc(0);
 const message = (i: number) => Buffer.from(`response ${i} `.repeat(1 + (i % 7)));
 
 async function serve(handler: Handler): Promise<{ server: GrpcServer; port: number }> {
@@ -47,7 +48,7 @@ describe("ResponseBatch", () => {
       let accepted = 0;
       for (let i = 0; i < RESPONSES; i++) {
         const m = message(i);
-        if (batch.send([m.subarray(0, 3), m.subarray(3)])) accepted++;
+        if (batch.send(m.subarray(0, 3), m.subarray(3))) accepted++;
       }
       expect(accepted).toBeLessThan(RESPONSES); // the 4 KiB budget was exceeded
       setImmediate(() => call.end());
@@ -74,7 +75,7 @@ describe("ResponseBatch", () => {
       const batch = new ResponseBatch(call, 1 << 20, () => undefined);
       let turn = 0;
       const next = () => {
-        for (let i = 0; i < PER_TURN; i++) batch.send([body(s, turn, i)]);
+        for (let i = 0; i < PER_TURN; i++) batch.send(EMPTY, body(s, turn, i));
         if (++turn < TURNS) setImmediate(next);
         else setImmediate(() => call.end());
       };
@@ -93,6 +94,34 @@ describe("ResponseBatch", () => {
         }
       }
       expect(seen.size).toBe(STREAMS);
+    } finally {
+      server.forceShutdown();
+    }
+  });
+  it("responses sharing a body, with heads of mixed lengths, each arrive as their own head then the body", async () => {
+    // Runs of one body broken by a head of another length or another body: frames copied in doubling runs must
+    // still carry each response's own head (1..97 responses per run, not powers of two).
+    const bodies = [Buffer.from("body one ".repeat(40)), Buffer.from("second body"), Buffer.alloc(0)];
+    const expected: Buffer[] = [];
+    const { server, port } = await serve((call) => {
+      const batch = new ResponseBatch(call, 1 << 22, () => undefined);
+      let n = 0;
+      for (let run = 0; run < 60; run++) {
+        const body = bodies[run % bodies.length];
+        const count = 1 + ((run * 37) % 97);
+        for (let i = 0; i < count; i++, n++) {
+          const head = Buffer.from(`h${n}`.slice(0, 1 + ((n >> 4) % 4))); // lengths 1-4, in stretches of 16
+          batch.send(head, body);
+          expected.push(Buffer.concat([head, body]));
+        }
+      }
+      setImmediate(() => call.end());
+    });
+    try {
+      const { got, status } = await receiveAll(port);
+      expect(status.code).toBe(grpc.status.OK);
+      expect(got.length).toBe(expected.length);
+      for (let i = 0; i < expected.length; i++) expect(got[i].equals(expected[i])).toBe(true);
     } finally {
       server.forceShutdown();
     }

@@ -2,8 +2,11 @@
  * Operations: /metrics (Prometheus) and /health on --listen-metrics-urls,
  * JSON logs at --log-level.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any */
 import { Etcd3 } from "etcd3";
+import * as http2 from "node:http2";
 import { startServer, freePort } from "../helpers/server";
+import { services } from "../helpers/grpc";
 
 test("/metrics counts requests and batches; /health answers as etcd; logs are JSON lines", async () => {
   const metricsPort = await freePort();
@@ -27,6 +30,44 @@ test("/metrics counts requests and batches; /health answers as etcd; logs are JS
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("msg");
   } finally {
     client.close();
+    await server.stop();
+  }
+}, 60_000);
+
+test("watchers are released when their client's connection goes away (the watchers gauge falls back to 0)", async () => {
+  const metricsPort = await freePort();
+  const server = await startServer({ args: ["--listen-metrics-urls", `http://127.0.0.1:${metricsPort}`] });
+  const gauge = async () => Number(/^mergekv_watchers (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())![1]);
+  const waitFor = async (want: number) => {
+    const deadline = Date.now() + 10_000;
+    let got = await gauge();
+    while (got !== want && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      got = await gauge();
+    }
+    return got;
+  };
+  // A raw HTTP/2 connection, so the test can drop it as a crashed client would: no cancel, no GOAWAY.
+  const session = http2.connect(`http://${server.endpoint}`);
+  const create = (services().Watch as any).service.Watch.requestSerialize as (m: object) => Buffer;
+  try {
+    const STREAMS = 5;
+    const PER_STREAM = 4;
+    for (let s = 0; s < STREAMS; s++) {
+      const stream = session.request({ ":method": "POST", ":path": "/etcdserverpb.Watch/Watch", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      for (let w = 0; w < PER_STREAM; w++) {
+        const m = create({ create_request: { key: Buffer.from(`w${s}-${w}`) } });
+        const prefix = Buffer.alloc(5);
+        prefix.writeUInt32BE(m.length, 1);
+        stream.write(Buffer.concat([prefix, m]));
+      }
+    }
+    expect(await waitFor(STREAMS * PER_STREAM)).toBe(STREAMS * PER_STREAM);
+    session.destroy();
+    expect(await waitFor(0)).toBe(0);
+  } finally {
+    session.destroy();
     await server.stop();
   }
 }, 60_000);

@@ -137,6 +137,14 @@ export function duration(flag: string, v: string | undefined, fallbackMs: number
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
 
+/**
+ * The V8 flag the server wants on node's command line (bin/mergekv.js's
+ * shebang gives it): without it, each frontend starts with 1 MiB semi-spaces,
+ * and under writes to many keys V8 kept it in mark-compacts, a third of its
+ * time. REDESIGN.md ("Threads and memory") has the measurements.
+ */
+const YOUNG_GENERATION_FLAG = "--min-semi-space-size";
+
 async function serve(args: string[]): Promise<void> {
   const opts = parseServeFlags(args);
   const server = new MergekvServer(opts);
@@ -156,6 +164,9 @@ async function serve(args: string[]): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT", 0));
   await server.start((message) => void stop(`fatal: ${message}`, 1));
   if (opts.unsafeNoFsync) opts.log("WARNING: --unsafe-no-fsync: acknowledged writes may be lost on a crash");
+  if (!process.execArgv.some((a) => a.startsWith(YOUNG_GENERATION_FLAG))) {
+    opts.log(`WARNING: node was started without ${YOUNG_GENERATION_FLAG}=8: writes can cost up to twice the CPU (frontends' garbage collection); run bin/mergekv.js directly, or node ${YOUNG_GENERATION_FLAG}=8 bin/mergekv.js`);
+  }
 }
 
 async function compact(args: string[]): Promise<void> {

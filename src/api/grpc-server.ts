@@ -401,7 +401,7 @@ export class GrpcServer {
     const call = new ServerCall(path, stream, headers, route.method);
     call.armDeadline();
     stream.on("close", () => call.onStreamClosed());
-    stream.on("drain", () => call.emit("drain"));
+    if (route.method.responseStream) stream.on("drain", () => call.emit("drain"));
     const reader = new MessageReader(this.opts.receiveBytesMax, String(headers["grpc-encoding"] ?? "identity"));
     const { method, handler } = route;
     if (method.requestStream) {

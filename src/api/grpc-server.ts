@@ -108,17 +108,21 @@ export class ServerCall extends EventEmitter {
   reply(message: object): void {
     if (this.finished) return;
     if (this.stream.destroyed || this.stream.closed) return; // onStreamClosed reports it
+    const bytes = this.encode(message);
+    if (!bytes) return;
     this.sendHeaders();
     this.status = { code: GrpcStatus.OK, message: "" };
     this.finished = true;
-    this.stream.end(frame(this.encode(message)));
+    this.stream.end(frame(bytes));
   }
 
   /** Sends one response message (an object, or bytes already encoded); false once the stream is over its buffer. */
   write(message: object | Buffer): boolean {
     if (this.finished || this.stream.destroyed) return false;
+    const bytes = this.encode(message);
+    if (!bytes) return false;
     this.sendHeaders();
-    return this.stream.write(frame(this.encode(message)));
+    return this.stream.write(frame(bytes));
   }
 
   /**
@@ -204,8 +208,15 @@ export class ServerCall extends EventEmitter {
     });
   }
 
-  private encode(message: object | Buffer): Buffer {
-    return Buffer.isBuffer(message) ? message : this.method.responseSerialize(message as never);
+  /** The message's bytes; a message the method's type cannot encode ends the call with INTERNAL (undefined). */
+  private encode(message: object | Buffer): Buffer | undefined {
+    if (Buffer.isBuffer(message)) return message;
+    try {
+      return this.method.responseSerialize(message as never);
+    } catch (e) {
+      this.fail({ code: GrpcStatus.Internal, message: `mergekv: internal error: cannot encode the response: ${(e as Error).message}` });
+      return undefined;
+    }
   }
 }
 

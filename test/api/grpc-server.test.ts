@@ -8,13 +8,18 @@ import * as http2 from "node:http2";
 import { GrpcServer, MethodDefinition, ServerCall, percentEncoded } from "../../src/api/grpc-server";
 
 const bytes = (b: Buffer) => b;
+/** As a protobuf type's encoder: anything but bytes is refused. */
+const onlyBytes = (b: Buffer) => {
+  if (!Buffer.isBuffer(b)) throw new TypeError("not bytes");
+  return b;
+};
 const method = (name: string, requestStream: boolean, responseStream: boolean): MethodDefinition & grpc.MethodDefinition<Buffer, Buffer> => ({
   path: `/test.Echo/${name}`,
   requestStream,
   responseStream,
   requestSerialize: bytes,
   requestDeserialize: bytes,
-  responseSerialize: bytes,
+  responseSerialize: onlyBytes,
   responseDeserialize: bytes,
 });
 const SERVICE = { Unary: method("Unary", false, false), Chat: method("Chat", true, true), Missing: method("Missing", false, false) };
@@ -45,6 +50,7 @@ async function serve(): Promise<Echo> {
       if (m) call.fail({ code: Number(m[1]), message: m[2] });
       else if (text === "token") call.reply(Buffer.from(call.metadata("token") ?? "none"));
       else if (text === "slow") setTimeout(() => call.reply(Buffer.from("late")), SLOW_MS);
+      else if (text === "unencodable") call.reply({ not: "bytes" });
       else call.reply(call.request as Buffer);
     },
     Chat: (call) => {
@@ -141,6 +147,13 @@ describe("GrpcServer", () => {
     expect(percentEncoded(text)).toBe("etcdserver: 100%25 sure, caf%C3%A9 %E2%98%83");
     expect(await statusOf(unary(c, `fail:9:${text}`))).toEqual({ code: 9, details: text });
     expect(await statusOf(unary(c, "fail:7:etcdserver: permission denied"))).toEqual({ code: 7, details: "etcdserver: permission denied" });
+  });
+
+  test("a response its method cannot encode ends the call with INTERNAL, and the server keeps serving", async () => {
+    const s = await statusOf(unary(c, "unencodable"));
+    expect(s.code).toBe(grpc.status.INTERNAL);
+    expect(s.details).toMatch(/^mergekv: internal error: cannot encode the response: /);
+    expect((await unary(c, "next")).toString()).toBe("next");
   });
 
   test("an unknown method or service is UNIMPLEMENTED, with Go gRPC's text", async () => {

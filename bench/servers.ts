@@ -5,6 +5,7 @@
  */
 import * as path from "node:path";
 import { Cleanup, Started, freePort, startProcess, stopChild, STOP_TIMEOUT_MS } from "./processes";
+import { SERVER_NODE_FLAGS } from "../src/node-flags";
 
 export type SystemName = "etcd" | "mergekv" | "noop";
 
@@ -46,19 +47,11 @@ export async function startEtcd(cleanup: Cleanup): Promise<ServerHandle> {
   return handle("etcd", `127.0.0.1:${client}`, dir, proc);
 }
 
-/**
- * Node flags mergekv's server runs with (bin/mergekv.js's shebang and
- * `npm start` give the same): semi-spaces of 8 MiB from the start. Node
- * accepts this V8 flag only on its command line, not in NODE_OPTIONS nor
- * for one worker. REDESIGN.md ("Threads and memory") has the measurements.
- */
-export const MERGEKV_NODE_FLAGS = ["--min-semi-space-size=8"];
-
 export interface MergekvStart {
   /** Reuse a data dir (restart); default: a fresh temporary one. */
   dataDir?: string;
   args?: string[];
-  /** More flags for node itself (e.g. --cpu-prof), after MERGEKV_NODE_FLAGS. */
+  /** More flags for node itself (e.g. --cpu-prof), after the server's own (SERVER_NODE_FLAGS). */
   nodeArgs?: string[];
   /** How long recovery may take (default START_TIMEOUT_MS). */
   timeoutMs?: number;
@@ -69,7 +62,7 @@ export async function startMergekv(cleanup: Cleanup, o: MergekvStart = {}): Prom
   const port = await freePort();
   const endpoint = `127.0.0.1:${port}`;
   const proc = await startProcess(cleanup, process.execPath, [
-    ...MERGEKV_NODE_FLAGS, ...(o.nodeArgs ?? []), MERGEKV_CLI, "serve", "--data-dir", dataDir, "--listen-client-urls", `http://${endpoint}`, ...(o.args ?? []),
+    ...SERVER_NODE_FLAGS, ...(o.nodeArgs ?? []), MERGEKV_CLI, "serve", "--data-dir", dataDir, "--listen-client-urls", `http://${endpoint}`, ...(o.args ?? []),
   ], /serving client requests on/, o.timeoutMs ?? START_TIMEOUT_MS);
   return handle("mergekv", endpoint, dataDir, proc);
 }

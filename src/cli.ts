@@ -14,6 +14,7 @@ import { Backend } from "./backend/backend";
 import { LevelStore } from "./persist/level-store";
 import { loadServices } from "./api/proto";
 import { MergekvError, isMergekvError } from "./errors";
+import { missingNodeFlags } from "./node-flags";
 
 const USAGE = `Usage:
   mergekv serve [flags]          run a server (default: data in ./default.mergekv, clients on 127.0.0.1:2379)
@@ -137,14 +138,6 @@ export function duration(flag: string, v: string | undefined, fallbackMs: number
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
 
-/**
- * The V8 flag the server wants on node's command line (bin/mergekv.js's
- * shebang gives it): without it, each frontend starts with 1 MiB semi-spaces,
- * and under writes to many keys V8 kept it in mark-compacts, a third of its
- * time. REDESIGN.md ("Threads and memory") has the measurements.
- */
-const YOUNG_GENERATION_FLAG = "--min-semi-space-size";
-
 async function serve(args: string[]): Promise<void> {
   const opts = parseServeFlags(args);
   const server = new MergekvServer(opts);
@@ -164,8 +157,9 @@ async function serve(args: string[]): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT", 0));
   await server.start((message) => void stop(`fatal: ${message}`, 1));
   if (opts.unsafeNoFsync) opts.log("WARNING: --unsafe-no-fsync: acknowledged writes may be lost on a crash");
-  if (!process.execArgv.some((a) => a.startsWith(YOUNG_GENERATION_FLAG))) {
-    opts.log(`WARNING: node was started without ${YOUNG_GENERATION_FLAG}=8: writes can cost up to twice the CPU (frontends' garbage collection); run bin/mergekv.js directly, or node ${YOUNG_GENERATION_FLAG}=8 bin/mergekv.js`);
+  const missing = missingNodeFlags(process.execArgv).join(" ");
+  if (missing) {
+    opts.log(`WARNING: node was started without ${missing}: writes can cost up to twice the CPU (frontends' garbage collection); run bin/mergekv.js directly, or node ${missing} bin/mergekv.js`);
   }
 }
 

@@ -298,7 +298,7 @@ export class MergekvServer implements Engine {
     const server = this.grpcServer;
     if (server) {
       const drained = server.shutdown();
-      this.stopping.abort(); // after tryShutdown, so no stream starts after it
+      this.stopping.abort(); // after shutdown began, so no stream starts after it
       await Promise.race([
         drained,
         new Promise<void>((r) => setTimeout(r, 5_000).unref()),

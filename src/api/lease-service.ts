@@ -8,7 +8,8 @@ import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
 import { int, leaseId, Wire } from "./convert";
 import { header, tokenOf, toStatus, unary, UnaryHandler } from "./rpc";
-import { ServerCall, ServiceImplementation } from "./grpc-server";
+import { ServerCall } from "./grpc-call";
+import { ServiceImplementation } from "./grpc-server";
 import { refuseWhenFull } from "./services";
 import { leaseNeeds } from "./permissions";
 

@@ -8,7 +8,7 @@
  * put makes one write per stream: the responses' frames (a 5-byte gRPC
  * prefix each, uncompressed) joined into one buffer.
  */
-import { FRAME_PREFIX_BYTES, ServerCall } from "./grpc-server";
+import { FRAME_PREFIX_BYTES, ServerCall } from "./grpc-call";
 
 /**
  * The buffers flushes join frames in, reused once their write completes.

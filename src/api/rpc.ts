@@ -4,7 +4,8 @@
  */
 import Long from "long";
 import { ERROR_TABLE, GrpcStatus, MergekvError, isMergekvError, statusName } from "../errors";
-import { CallStatus, Handler, ServerCall } from "./grpc-server";
+import { CallStatus, ServerCall } from "./grpc-call";
+import { Handler } from "./grpc-server";
 import { Wire } from "./convert";
 import { grpcLatency, grpcRequests } from "../metrics";
 import { AuthStore } from "../backend/auth";

@@ -4,7 +4,8 @@
  */
 import { Engine } from "../server";
 import { header, rootUnary, tokenOf, toStatus, unary, UnaryHandler, UnaryOptions } from "./rpc";
-import { ServerCall, ServiceImplementation } from "./grpc-server";
+import { ServerCall } from "./grpc-call";
+import { ServiceImplementation } from "./grpc-server";
 import { ROOT_ONLY, deleteNeeds, leaseNeeds, putNeeds, rangeNeeds, txnNeeds } from "./permissions";
 import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";

@@ -8,7 +8,8 @@ import { WatchHub, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { fromKv, int, key as wireKey, Wire } from "./convert";
 import { tokenOf, header, statusText, toStatus, HeaderSource } from "./rpc";
-import { ServerCall, ServiceImplementation } from "./grpc-server";
+import { ServerCall } from "./grpc-call";
+import { ServiceImplementation } from "./grpc-server";
 import { ResponseBatch } from "./response-batch";
 import { MergekvError } from "../errors";
 

@@ -5,7 +5,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import * as http2 from "node:http2";
-import { GrpcServer, MethodDefinition, ServerCall, percentEncoded } from "../../src/api/grpc-server";
+import { GrpcServer } from "../../src/api/grpc-server";
+import { MethodDefinition, ServerCall, percentEncoded } from "../../src/api/grpc-call";
 
 const bytes = (b: Buffer) => b;
 /** As a protobuf type's encoder: anything but bytes is refused. */

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promises as fs } from "node:fs";
 import { freePort } from "../../bench/processes";
-import { MERGEKV_NODE_FLAGS } from "../../bench/servers";
+import { SERVER_NODE_FLAGS } from "../../src/node-flags";
 
 const CLI = path.join(__dirname, "..", "..", "bin", "mergekv.js");
 
@@ -37,7 +37,7 @@ export interface StartOptions {
   args?: string[];
   /** ms to wait for "serving client requests" */
   timeoutMs?: number;
-  /** Node's flags (default MERGEKV_NODE_FLAGS, what bin/mergekv.js's shebang gives). */
+  /** Node's flags (default SERVER_NODE_FLAGS, what bin/mergekv.js's shebang gives). */
   nodeFlags?: string[];
   /** Run bin/mergekv.js as an executable (its shebang starts node), not through process.execPath. */
   direct?: boolean;
@@ -48,7 +48,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
   const port = o.port ?? (await freePort());
   const endpoint = `127.0.0.1:${port}`;
   const serveArgs = ["serve", "--data-dir", dataDir, "--listen-client-urls", `http://${endpoint}`, ...(o.args ?? [])];
-  const [command, args] = o.direct ? [CLI, serveArgs] : [process.execPath, [...(o.nodeFlags ?? MERGEKV_NODE_FLAGS), CLI, ...serveArgs]];
+  const [command, args] = o.direct ? [CLI, serveArgs] : [process.execPath, [...(o.nodeFlags ?? SERVER_NODE_FLAGS), CLI, ...serveArgs]];
   const child = spawn(command, args, {
     stdio: ["ignore", "pipe", "pipe"],
   });

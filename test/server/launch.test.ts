@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { startServer } from "../helpers/server";
-import { MERGEKV_NODE_FLAGS } from "../../bench/servers";
+import { SERVER_NODE_FLAGS } from "../../src/node-flags";
 
 const WARNING = "WARNING: node was started without --min-semi-space-size=8";
 
@@ -13,7 +13,7 @@ test("bin/mergekv.js run as a program starts node with the server's flags, and n
   const server = await startServer({ direct: true });
   try {
     const argv = readFileSync(`/proc/${server.child.pid}/cmdline`, "utf8").split("\0");
-    for (const flag of MERGEKV_NODE_FLAGS) expect(argv).toContain(flag);
+    for (const flag of SERVER_NODE_FLAGS) expect(argv).toContain(flag);
     expect(server.output()).not.toContain(WARNING);
   } finally {
     await server.stop();

@@ -190,6 +190,15 @@ export function issue3Knobs() {
     leaseLoops: knob("BENCH_LEASE_LOOPS", 16, 1, 4_096),
     authClients: knob("BENCH_AUTH_CLIENTS", 64, 1, 4_096),
     authKeys: knob("BENCH_AUTH_KEYS", 10_000, 1, 1_000_000),
+    /**
+     * Unmeasured load before a phase's first run on each server (its own
+     * workload). mergekv is JIT-compiled: under the watch fan-out its V8
+     * compiler threads took 150 ticks per 5 s in the first 5 s, 45 at 15 s,
+     * 15 at 40 s (REDESIGN.md, "Benchmarks: warm-up"); etcd gets the same.
+     */
+    warmupSeconds: knob("BENCH_ISSUE3_WARMUP_SECONDS", 20, 0, 600),
+    /** Runs of each target phase per server, alternating etcd and mergekv; the median run of each is reported. */
+    rounds: knob("BENCH_ISSUE3_ROUNDS", 3, 1, 20),
   };
 }
 export type Issue3Knobs = ReturnType<typeof issue3Knobs>;

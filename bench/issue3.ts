@@ -2,7 +2,10 @@
  * The issue-3 phases, `watch`, `lease` and `auth`, run by bench.ts when
  * BENCH_PHASES names them (or when it is unset: then after the harness's own
  * phases). One etcd and one mergekv (fresh temporary data dirs, loopback) are
- * started for them, each phase runs on etcd then on mergekv, and the servers
+ * started for them. The watch and lease phases run BENCH_ISSUE3_ROUNDS times
+ * (default 3), alternating etcd and mergekv, and report each system's median
+ * run; each server's first run of a phase comes after
+ * BENCH_ISSUE3_WARMUP_SECONDS (default 20) of unmeasured load. The servers
  * are stopped and their directories removed at the end. `auth` runs last (it
  * enables auth, then disables it). Prints a table with the issue's targets and writes
  * bench/results/issue3-latest.json (BENCH_ISSUE3_RESULTS to change it); the
@@ -64,6 +67,7 @@ export interface Issue3Results {
 
 export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issue3Phase[]): Promise<void> {
   const knobs = issue3Knobs();
+  const { warmupSeconds: issue3WarmupSeconds, ...otherKnobs } = knobs;
   const started = new Date();
   const load0 = os.loadavg();
   const profiling = process.env.BENCH_ISSUE3_PROFILE === "1";
@@ -73,7 +77,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
     date: started.toISOString(),
     machine: await machine(),
     loadAverage: { start: load0, end: [], cores: os.availableParallelism(), note: "" },
-    settings: { phases, seconds: cfg.seconds, warmupSeconds: cfg.warmupSeconds, loadThreads: cfg.threads, valueBytes: cfg.valueBytes, ...knobs, mergekvArgs: cfg.mergekvArgs, profiling,
+    settings: { phases, seconds: cfg.seconds, warmupSeconds: cfg.warmupSeconds, loadThreads: cfg.threads, valueBytes: cfg.valueBytes, ...otherKnobs, issue3WarmupSeconds, mergekvArgs: cfg.mergekvArgs, profiling,
       client: "h2 (node:http2, bench/issue3-common.ts and bench/watch-worker.ts)", mergekv: "fsync on (default), default frontends", etcd: "3.4.23, defaults, single member, loopback" },
     targets: [],
   };
@@ -82,22 +86,32 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
   const mergekv = await startMergekv(cleanup, { args: cfg.mergekvArgs, ...(profiling ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profileDir] } : {}) });
   log(`issue 3: mergekv ready on ${mergekv.endpoint} (pid ${mergekv.proc.pid}${profiling ? ", under --cpu-prof" : ""})`);
   const windows: Partial<Record<Issue3Phase, { fromUs: number; toUs: number }>> = {};
-  const both = async <T>(phase: Issue3Phase, run: (s: ServerHandle) => Promise<T>, describe: (r: T) => string): Promise<T[]> => {
+  /**
+   * A phase on etcd then on mergekv, `rounds` times over: alternating spreads
+   * the machine's drift over both (on this shared 2-vCPU machine one build
+   * measured 260-400 puts/s within minutes). Each server's first run of the
+   * phase is preceded by the warm-up (knobs.warmupSeconds of its own load).
+   */
+  const warmCfg: BenchConfig = { ...cfg, warmupSeconds: Math.max(cfg.warmupSeconds, knobs.warmupSeconds) };
+  const both = async <T>(phase: Issue3Phase, rounds: number, run: (s: ServerHandle, c: BenchConfig) => Promise<T>, describe: (r: T) => string): Promise<T[]> => {
     const out: T[] = [];
-    for (const s of [etcd, mergekv]) {
-      const fromUs = monotonicUs();
-      const r = await run(s);
-      if (s === mergekv) windows[phase] = { fromUs, toUs: monotonicUs() };
-      log(`${phase} ${s.system.padEnd(7)} ${describe(r)}`);
-      out.push(r);
+    for (let round = 1; round <= rounds; round++) {
+      for (const s of [etcd, mergekv]) {
+        const c = round === 1 ? warmCfg : cfg;
+        const fromUs = monotonicUs() + c.warmupSeconds * 1e6;
+        const r = await run(s, c);
+        if (s === mergekv) windows[phase] = { fromUs, toUs: monotonicUs() };
+        log(`${phase} ${rounds > 1 ? `round ${round}/${rounds} ` : ""}${s.system.padEnd(7)} ${describe(r)}`);
+        out.push(r);
+      }
     }
     return out;
   };
   try {
     for (const phase of ISSUE3_PHASES.filter((p) => phases.includes(p))) {
-      if (phase === "watch") results.watch = await both("watch", (s) => runWatch(cfg, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`);
-      if (phase === "lease") results.lease = await both("lease", (s) => runLease(cfg, knobs, s), (r) => `${loopLine(r)}`);
-      if (phase === "auth") results.auth = await both("auth", (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
+      if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`);
+      if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`);
+      if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
     }
   } finally {
     await mergekv.stop();
@@ -126,21 +140,34 @@ function loopLine(r: LoopFigures): string {
   return `${fmt(r.opsPerSec).padStart(6)} ops/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  errors ${r.errors}${r.errors ? ` (${r.errorSamples[0]})` : ""}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`;
 }
 
-const pick = <T extends { system: string }>(runs: T[] | undefined, system: string) => runs?.find((r) => r.system === system);
+/** A system's median run by `score` (the lower of the middle two when the count is even). */
+function pick<T extends { system: string }>(runs: T[] | undefined, system: string, score: (r: T) => number): T | undefined {
+  const mine = (runs ?? []).filter((r) => r.system === system).sort((a, b) => score(a) - score(b));
+  return mine[Math.floor((mine.length - 1) / 2)];
+}
+
+/** Every round's figure per system, as "etcd a, b, c; mergekv x, y, z". */
+function spread<T extends { system: string }>(runs: T[], score: (r: T) => number): string {
+  return ["etcd", "mergekv"].map((system) => `${system} ${runs.filter((r) => r.system === system).map((r) => fmt(score(r))).join(", ")}`).join("; ");
+}
+
+const watchScore = (w: WatchRun) => w.eventsPerSec;
+const leaseScore = (l: LeaseRun) => l.opsPerSec;
+const authScore = (a: AuthRun) => a.auth.opsPerSec;
 
 function verdicts(r: Issue3Results): Verdict[] {
   const v = (target: string, measured: string, ok: boolean | null, info = false): Verdict => ({ target, measured, verdict: info ? "info" : ok === null ? "not measured" : ok ? "met" : "not met" });
   const out: Verdict[] = [];
-  const we = pick(r.watch, "etcd");
-  const wm = pick(r.watch, "mergekv");
+  const we = pick(r.watch, "etcd", watchScore);
+  const wm = pick(r.watch, "mergekv", watchScore);
   const wOk = !!(we && wm && !wm.writerErrors && !we.writerErrors);
   out.push(we && wm ? v("watch events/s >= 2x etcd", `${fmt(wm.eventsPerSec)} vs ${fmt(we.eventsPerSec)} = ${fmt(wm.eventsPerSec / we.eventsPerSec, 2)}x`, wOk && wm.eventsPerSec >= 2 * we.eventsPerSec) : v("watch events/s >= 2x etcd", "-", null));
   out.push(we && wm ? v("watch delivery p99 <= etcd's", `${fmt(wm.p99Ms, 2)} vs ${fmt(we.p99Ms, 2)} ms = ${fmt(wm.p99Ms / we.p99Ms, 2)}x`, wOk && wm.p99Ms <= we.p99Ms) : v("watch delivery p99 <= etcd's", "-", null));
-  const le = pick(r.lease, "etcd");
-  const lm = pick(r.lease, "mergekv");
+  const le = pick(r.lease, "etcd", leaseScore);
+  const lm = pick(r.lease, "mergekv", leaseScore);
   out.push(le && lm ? v("lease ops/s >= etcd", `${fmt(lm.opsPerSec)} vs ${fmt(le.opsPerSec)} = ${fmt(lm.opsPerSec / le.opsPerSec, 2)}x`, lm.errors === 0 && lm.opsPerSec >= le.opsPerSec) : v("lease ops/s >= etcd", "-", null));
-  const ae = pick(r.auth, "etcd");
-  const am = pick(r.auth, "mergekv");
+  const ae = pick(r.auth, "etcd", authScore);
+  const am = pick(r.auth, "mergekv", authScore);
   if (ae && am) {
     out.push(v("auth puts/s, mergekv/etcd", `${fmt(am.auth.opsPerSec)} vs ${fmt(ae.auth.opsPerSec)} = ${fmt(am.auth.opsPerSec / ae.auth.opsPerSec, 2)}x`, null, true));
     out.push(v("auth cost (puts/s with auth / mean of the runs without)", `mergekv ${fmt(authRatio(am), 2)}x, etcd ${fmt(authRatio(ae), 2)}x`, null, true));
@@ -159,14 +186,19 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
+function roundsNote(r: Issue3Results): string {
+  const s = r.settings as { rounds: number; warmupSeconds: number; seconds: number; issue3WarmupSeconds: number };
+  return `${s.rounds} rounds alternating etcd and mergekv, median run shown; ${s.seconds} s measured per run, the first run on each server after ${s.issue3WarmupSeconds} s of warm-up`;
+}
+
 function print(r: Issue3Results): void {
   const out: string[] = [`\nIssue 3: watch, leases and auth, mergekv vs etcd, ${r.date}, load average ${r.loadAverage.start.map((x) => fmt(x, 2)).join(" ")} -> ${r.loadAverage.end.map((x) => fmt(x, 2)).join(" ")} (${r.loadAverage.note})`];
   const ratio = (m: number | undefined, e: number | undefined) => fmt((m ?? NaN) / (e ?? NaN), 2);
   if (r.watch) {
-    const e = pick(r.watch, "etcd");
-    const m = pick(r.watch, "mergekv");
+    const e = pick(r.watch, "etcd", watchScore);
+    const m = pick(r.watch, "mergekv", watchScore);
     const row = (name: string, f: (w: WatchRun) => number, d = 0) => [name, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
-    out.push(`\nWatch fan-out (${m?.watchers ?? e?.watchers} watchers on ${m?.streams ?? e?.streams} streams, 1 writer, one put at a time):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+    out.push(`\nWatch fan-out (${m?.watchers ?? e?.watchers} watchers on ${m?.streams ?? e?.streams} streams, 1 writer, one put at a time; ${roundsNote(r)}):\nevents/s by round: ${spread(r.watch, watchScore)}\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
       row("events/s delivered", (w) => w.eventsPerSec), row("writer puts/s", (w) => w.putsPerSec), row("writer put p50 ms", (w) => w.putP50Ms, 2), row("writer put p99 ms", (w) => w.putP99Ms, 2),
       row("ack->event p50 ms", (w) => w.p50Ms, 2), row("ack->event p99 ms", (w) => w.p99Ms, 2), row("send->event p50 ms", (w) => w.sendP50Ms, 2), row("send->event p99 ms", (w) => w.sendP99Ms, 2),
       row("events before ack %", (w) => 100 * w.earlyShare, 1), row("missing events", (w) => w.missingEvents), row("server cores", (w) => w.serverCores, 2), row("loadgen cores", (w) => w.loadgenCores, 2), row("other procs cores", (w) => w.otherCores, 2),
@@ -177,16 +209,16 @@ function print(r: Issue3Results): void {
     return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2)];
   };
   if (r.lease) {
-    const e = pick(r.lease, "etcd");
-    const m = pick(r.lease, "mergekv");
+    const e = pick(r.lease, "etcd", leaseScore);
+    const m = pick(r.lease, "mergekv", leaseScore);
     const call = (name: string, f: (x: LeaseRun) => number) => [`lease ${name} p50 ms`, fmt(e && f(e), 2), fmt(m && f(m), 2), ratio(m && f(m), e && f(e))];
-    out.push(`\nLease churn (${r.lease[0].loops} loops; 1 op = grant TTL 60 + put with the lease + revoke):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+    out.push(`\nLease churn (${r.lease[0].loops} loops; 1 op = grant TTL 60 + put with the lease + revoke; ${roundsNote(r)}):\nops/s by round: ${spread(r.lease, leaseScore)}\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
       ...loopRows("lease", e, m), call("grant", (x) => x.grantP50Ms), call("put", (x) => x.putP50Ms), call("revoke", (x) => x.revokeP50Ms),
     ]));
   }
   if (r.auth) {
-    const e = pick(r.auth, "etcd");
-    const m = pick(r.auth, "mergekv");
+    const e = pick(r.auth, "etcd", authScore);
+    const m = pick(r.auth, "mergekv", authScore);
     out.push(`\nPuts with and without auth (${r.auth[0].clients} concurrent, ${String(r.settings.valueBytes)} B values, token metadata):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
       ...loopRows("no auth", e?.noAuth, m?.noAuth), ...loopRows("auth", e?.auth, m?.auth), ...loopRows("no auth after", e?.noAuthAfter, m?.noAuthAfter),
       ["auth / mean no-auth puts/s", fmt(e && authRatio(e), 2), fmt(m && authRatio(m), 2), ""],

@@ -39,8 +39,10 @@ function giveBack(slab: Buffer): void {
  */
 interface Run {
   body: Buffer;
-  heads: Buffer[];
+  heads: readonly Buffer[];
   headBytes: number;
+  /** `heads` is the caller's (sendRun): later responses start a run of their own. */
+  borrowed: boolean;
 }
 
 export class ResponseBatch {
@@ -75,14 +77,35 @@ export class ResponseBatch {
     this.queuedBytes += bytes;
     this.pendingBytes += bytes;
     const last = this.pending.length > 0 ? this.pending[this.pending.length - 1] : undefined;
-    if (last !== undefined && last.body === body && last.headBytes === head.length) last.heads.push(head);
-    else {
-      this.pending.push({ body, heads: [head], headBytes: head.length });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        process.nextTick(() => this.flush());
-      }
+    if (last !== undefined && !last.borrowed && last.body === body && last.headBytes === head.length) (last.heads as Buffer[]).push(head);
+    else this.queue({ body, heads: [head], headBytes: head.length, borrowed: false });
+    return this.accepting();
+  }
+
+  /**
+   * Queues one response per head, all with this body: as `send` for each,
+   * in one call. `heads` must all be one length, and stay unchanged until
+   * the flush (a cohort's cached array).
+   */
+  sendRun(heads: readonly Buffer[], body: Buffer): boolean {
+    if (heads.length === 0) return this.accepting();
+    const headBytes = heads[0].length;
+    const bytes = heads.length * (FRAME_PREFIX_BYTES + headBytes + body.length);
+    this.queuedBytes += bytes;
+    this.pendingBytes += bytes;
+    this.queue({ body, heads, headBytes, borrowed: true });
+    return this.accepting();
+  }
+
+  private queue(run: Run): void {
+    this.pending.push(run);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
     }
+  }
+
+  private accepting(): boolean {
     if (this.queuedBytes > this.budgetBytes) this.full = true;
     return !this.full;
   }

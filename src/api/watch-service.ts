@@ -4,7 +4,7 @@
  */
 import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
-import { WatchHub, Watcher } from "../backend/watch-hub";
+import { WatchChannel, WatchHub, WatchSink, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { fromKv, int, key as wireKey, Wire } from "./convert";
 import { tokenOf, header, statusText, toStatus, HeaderSource } from "./rpc";
@@ -112,6 +112,33 @@ class ResponseHeads {
   }
 }
 
+/** A sink of this service: it knows its watcher's encoded id. */
+interface StreamSink extends WatchSink {
+  readonly idBytes: Buffer;
+}
+
+const headRunsOf = new WeakMap<readonly WatchSink[], Buffer[][]>();
+
+/**
+ * A cohort's watch ids, grouped by encoded length (ResponseBatch.sendRun
+ * takes heads of one length), kept while the cohort's membership holds.
+ */
+function headRuns(sinks: readonly WatchSink[]): Buffer[][] {
+  let runs = headRunsOf.get(sinks);
+  if (!runs) {
+    const byLength = new Map<number, Buffer[]>();
+    for (const s of sinks) {
+      const id = (s as StreamSink).idBytes;
+      let run = byLength.get(id.length);
+      if (!run) byLength.set(id.length, (run = []));
+      run.push(id);
+    }
+    runs = [...byLength.values()];
+    headRunsOf.set(sinks, runs);
+  }
+  return runs;
+}
+
 /** Field 2 (watch_id), varint wire type. */
 const WATCH_ID_TAG = (2 << 3) | 0;
 const EMPTY = Buffer.alloc(0);
@@ -140,6 +167,14 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
       const out = new ResponseBatch(call, WATCH_STREAM_BUFFER_BYTES, () => {
         for (const w of watches.values()) hub.resume(w);
       });
+      const channel: WatchChannel = {
+        sendAll: (sinks, events, revision) => {
+          const body = responseBody(events, revision, heads, encode);
+          let accepting = true;
+          for (const run of headRuns(sinks)) accepting = out.sendRun(run, body) && accepting;
+          return accepting;
+        },
+      };
       const write = (m: Wire, revision = engine.backend.revision): boolean => out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }));
       const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       const closeAll = () => {
@@ -181,25 +216,26 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
         if (r.progress_notify) progress.add(id);
         let canceled = false;
         const idBytes = heads.watchId(id);
-        const w = hub.add(
-          {
-            key,
-            rangeEnd,
-            startRevision: int(r.start_revision, "start_revision"),
-            prevKv: !!r.prev_kv,
-            noPut: filters.includes("Noput"),
-            noDelete: filters.includes("Nodelete"),
+        const sink: StreamSink = {
+          channel,
+          idBytes,
+          send: (events, revision) => out.send(idBytes, responseBody(events, revision, heads, encode)),
+          cancel: (reason, compactRevision) => {
+            canceled = true;
+            watches.delete(id);
+            progress.delete(id);
+            write({ watch_id: id, canceled: true, cancel_reason: reason, compact_revision: compactRevision });
           },
-          {
-            send: (events, revision) => out.send(idBytes, responseBody(events, revision, heads, encode)),
-            cancel: (reason, compactRevision) => {
-              canceled = true;
-              watches.delete(id);
-              progress.delete(id);
-              write({ watch_id: id, canceled: true, cancel_reason: reason, compact_revision: compactRevision });
-            },
-          },
-        );
+        };
+        const spec = {
+          key,
+          rangeEnd,
+          startRevision: int(r.start_revision, "start_revision"),
+          prevKv: !!r.prev_kv,
+          noPut: filters.includes("Noput"),
+          noDelete: filters.includes("Nodelete"),
+        };
+        const w = hub.add(spec, sink);
         if (!canceled) watches.set(id, w);
       };
 

@@ -126,4 +126,50 @@ describe("ResponseBatch", () => {
       server.forceShutdown();
     }
   });
+  it("sendRun (a cohort's heads, kept by the caller) mixes with send: every response in order, the caller's heads untouched", async () => {
+    const body = Buffer.from("shared body ".repeat(20));
+    const cohort = Array.from({ length: 37 }, (_, i) => Buffer.from([0x10, i])); // one length, as sendRun needs
+    const kept = cohort.slice();
+    const expected: Buffer[] = [];
+    const { server, port } = await serve((call) => {
+      const batch = new ResponseBatch(call, 1 << 22, () => undefined);
+      for (let round = 0; round < 30; round++) {
+        const alone = Buffer.from([0x20, round]);
+        batch.send(alone, body); // before the run, same body and head length: must not join the caller's array
+        expected.push(Buffer.concat([alone, body]));
+        expect(batch.sendRun(cohort, body)).toBe(true);
+        for (const h of cohort) expected.push(Buffer.concat([h, body]));
+        batch.send(alone, body); // after it: a run of its own
+        expected.push(Buffer.concat([alone, body]));
+        expect(batch.sendRun([], body)).toBe(true); // nothing to send
+      }
+      setImmediate(() => call.end());
+    });
+    try {
+      const { got, status } = await receiveAll(port);
+      expect(status.code).toBe(grpc.status.OK);
+      expect(got.length).toBe(expected.length);
+      for (let i = 0; i < expected.length; i++) expect(got[i].equals(expected[i])).toBe(true);
+      expect(cohort).toEqual(kept);
+    } finally {
+      server.forceShutdown();
+    }
+  });
+  it("sendRun counts every response against the budget", async () => {
+    let results: boolean[] = [];
+    const { server, port } = await serve((call) => {
+      const batch = new ResponseBatch(call, 10_000, () => undefined);
+      const heads = Array.from({ length: 40 }, (_, i) => Buffer.from([0x10, i]));
+      const body = Buffer.alloc(93, 0x61); // 5 + 2 + 93 = 100 bytes a response: 4,000 bytes a run
+      results = [batch.sendRun(heads, body), batch.sendRun(heads, body), batch.sendRun(heads, body)];
+      setImmediate(() => call.end());
+    });
+    try {
+      const { got } = await receiveAll(port);
+      expect(got.length).toBe(120);
+      expect(results).toEqual([true, true, false]); // 12,000 bytes queued > 10,000
+    } finally {
+      server.forceShutdown();
+    }
+  });
 });

@@ -4,9 +4,9 @@
  * compactions.
  */
 import { MvccEvent, RANGE_END_ALL } from "../../src/backend/mvcc";
-import { WATCH_BATCH_REVISIONS_MAX, WatchSpec, Watcher } from "../../src/backend/watch-hub";
+import { WATCH_BATCH_REVISIONS_MAX, WatchSink, WatchSpec, Watcher } from "../../src/backend/watch-hub";
 import { SeededRandom, chooseSeed } from "../helpers/random";
-import { FakeSink, Harness, del, put } from "../helpers/watch-hub";
+import { FakeChannel, FakeSink, Harness, del, put } from "../helpers/watch-hub";
 
 const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
 
@@ -184,6 +184,53 @@ describe("watchers of one publish", () => {
   });
 });
 
+describe("cohorts: alike watchers on one stream", () => {
+  test("in step they get each publish in one sendAll; a later start, a full stream and a removal are handled apart", () => {
+    const h = new Harness();
+    const ch = new FakeChannel();
+    const [a, b] = [h.watch({ key: "k", rangeEnd: "l" }, new FakeSink(ch)), h.watch({ key: "k", rangeEnd: "l" }, new FakeSink(ch))];
+    const other = h.watch({ key: "k", rangeEnd: "l", prevKv: true }, new FakeSink(ch)); // other events: a cohort of its own
+    const r1 = h.write(put("k1", "1"));
+    expect(ch.calls.map((sinks) => sinks.length)).toEqual([2]);
+    expect(other.sink.sends).toHaveLength(1); // alone, through its own send
+    // A third alike watcher that starts two revisions on is not due r2: the cohort is out of step.
+    const late = h.watch({ key: "k", rangeEnd: "l", startRevision: r1 + 2 }, new FakeSink(ch));
+    const r2 = h.write(put("k2", "2"));
+    expect(ch.calls).toHaveLength(1);
+    const r3 = h.write(put("k3", "3"));
+    expect(ch.calls.map((sinks) => sinks.length)).toEqual([2, 3]); // in step again
+    // The stream fills during a cohort send: every member stops until it is resumed.
+    ch.full = true;
+    const r4 = h.write(put("k4", "4"));
+    expect([a, b, late].map((x) => x.w.synced)).toEqual([false, false, false]);
+    h.write(put("k5", "5"));
+    ch.full = false;
+    for (const x of [a, b, late, other]) h.hub.resume(x.w); // `other` found the same stream full
+    h.hub.remove(b.w);
+    const r6 = h.write(put("k6", "6"));
+    expect(ch.calls[ch.calls.length - 1]).toEqual([a.sink, late.sink]);
+    const mods = (x: { sink: FakeSink }) => x.sink.events.map((e) => e.kv.mod);
+    expect(mods(a)).toEqual([r1, r2, r3, r4, r4 + 1, r6]);
+    expect(mods(b)).toEqual([r1, r2, r3, r4, r4 + 1]);
+    expect(mods(late)).toEqual([r3, r4, r4 + 1, r6]);
+    expect(mods(other)).toEqual(mods(a));
+    expect(h.hub.size).toBe(3);
+  });
+
+  test("removing every member and watching again starts a fresh cohort", () => {
+    const h = new Harness();
+    const ch = new FakeChannel();
+    const xs = [0, 1, 2].map(() => h.watch({ key: "p" }, new FakeSink(ch)));
+    for (const x of xs) h.hub.remove(x.w);
+    h.write(put("p", "gone"));
+    expect(ch.calls).toHaveLength(0);
+    const again = [0, 1].map(() => h.watch({ key: "p" }, new FakeSink(ch)));
+    h.write(put("p", "back"));
+    expect(ch.calls).toEqual([again.map((x) => x.sink)]);
+    expect(xs.every((x) => x.sink.sends.length === 0)).toBe(true);
+  });
+});
+
 describe("watchers catching up together", () => {
   test("alike watchers from one revision in one turn share one history scan; others get their own", async () => {
     const h = new Harness();
@@ -328,19 +375,33 @@ describe("randomized", () => {
     readonly compactAtSend: number[] = [];
     compactAtCancel = -1;
     removed = false;
-    /** flaky: the chance that a send finds the stream full. */
-    constructor(private readonly h: Harness, private readonly rnd: SeededRandom, public flaky: number) {
-      super();
+    /** flaky: the chance that a send finds the stream full (the channel's, on a shared stream). */
+    constructor(private readonly h: Harness, private readonly rnd: SeededRandom, public flaky: number, channel?: RandomChannel) {
+      super(channel);
     }
     override send(events: MvccEvent[], revision: number): boolean {
+      this.record(events, revision);
+      return this.rnd.next() >= ((this.channel as RandomChannel | undefined)?.flaky ?? this.flaky);
+    }
+    override record(events: MvccEvent[], revision: number): void {
       if (this.removed) throw new Error(`send to a removed watcher at revision ${revision}`);
       this.compactAtSend.push(this.h.mvcc.compactRev);
-      super.send(events, revision);
-      return this.rnd.next() >= this.flaky;
+      super.record(events, revision);
     }
     override cancel(reason: string, compactRevision: number): void {
       this.compactAtCancel = this.h.mvcc.compactRev;
       super.cancel(reason, compactRevision);
+    }
+  }
+
+  /** A stream several watchers share: full at random for all of them, whether sent to alone or as a cohort. */
+  class RandomChannel extends FakeChannel {
+    constructor(private readonly rnd: SeededRandom, public flaky: number) {
+      super();
+    }
+    override sendAll(sinks: readonly WatchSink[], events: MvccEvent[], revision: number): boolean {
+      super.sendAll(sinks, events, revision);
+      return this.rnd.next() >= this.flaky;
     }
   }
 
@@ -353,6 +414,7 @@ describe("randomized", () => {
     const rnd = new SeededRandom(seed);
     const h = new Harness();
     const all: { spec: WatchSpec; start: number; w: Watcher; sink: RandomSink }[] = [];
+    const channels = Array.from({ length: 3 }, () => new RandomChannel(rnd, rnd.pick([0, 0, 0.1, 0.3])));
     for (let step = 0; step < STEPS; step++) {
       const r = rnd.next();
       if (r < 0.4) {
@@ -365,8 +427,12 @@ describe("randomized", () => {
         const [k, end] = rnd.pick(RANGES);
         const kind = rnd.below(3); // 0: now; 1: the past (maybe compacted); 2: the future
         const startRevision = kind === 0 ? 0 : kind === 1 ? 1 + rnd.below(h.revision + 1) : h.revision + 1 + rnd.below(15);
-        const spec = { key: k, rangeEnd: end, startRevision, prevKv: rnd.next() < 0.5, noPut: rnd.next() < 0.15, noDelete: rnd.next() < 0.15 };
-        const sink = new RandomSink(h, rnd, rnd.pick([0, 0, 0.1, 0.5]));
+        // Half the watchers share a stream; half of those copy the spec of one already on it (a cohort).
+        const channel = rnd.next() < 0.5 ? rnd.pick(channels) : undefined;
+        const mates = all.filter((x) => channel && x.sink.channel === channel);
+        const twin = mates.length > 0 && rnd.next() < 0.5 ? rnd.pick(mates).spec : undefined;
+        const spec = twin ? { ...twin, startRevision } : { key: k, rangeEnd: end, startRevision, prevKv: rnd.next() < 0.5, noPut: rnd.next() < 0.15, noDelete: rnd.next() < 0.15 };
+        const sink = new RandomSink(h, rnd, rnd.pick([0, 0, 0.1, 0.5]), channel);
         const start = startRevision || h.revision + 1;
         all.push({ spec, start, sink, w: h.watch(spec, sink).w });
       } else if (r < 0.95 && all.length > 0) h.hub.resume(rnd.pick(all).w); // the stream drained
@@ -378,11 +444,14 @@ describe("randomized", () => {
     }
     h.flush();
     for (const x of all) x.sink.flaky = 0;
+    for (const c of channels) c.flaky = 0;
     for (const x of all) h.hub.resume(x.w);
     for (const k of KEYS) h.write(put(k, "last"));
     const canceled = all.filter((x) => x.sink.canceled).length;
-    console.log(`${all.length} watchers (${canceled} canceled), ${h.revision} revisions, compacted at ${h.mvcc.compactRev}`);
+    const cohortSends = channels.reduce((n, c) => n + c.calls.length, 0);
+    console.log(`${all.length} watchers (${canceled} canceled), ${h.revision} revisions, compacted at ${h.mvcc.compactRev}, ${cohortSends} cohort sends`);
     expect(canceled).toBeLessThan(all.length);
+    expect(cohortSends).toBeGreaterThan(0); // the cohort path ran
 
     for (const { spec, start, sink, w } of all) {
       const context = { seed, spec, start };

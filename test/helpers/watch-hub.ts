@@ -4,7 +4,7 @@
  * first, then become durable and are published), plus a fake sink.
  */
 import { MvccEvent, MvccStore, RANGE_END_ALL } from "../../src/backend/mvcc";
-import { WatchHub, WatchSink, WatchSpec, Watcher } from "../../src/backend/watch-hub";
+import { WatchChannel, WatchHub, WatchSink, WatchSpec, Watcher } from "../../src/backend/watch-hub";
 import { KeyString, keyToString } from "../../src/persist/encoding";
 import { Write } from "../../src/persist/records";
 
@@ -64,14 +64,22 @@ export class Harness {
 export class FakeSink implements WatchSink {
   readonly sends: { events: MvccEvent[]; revision: number }[] = [];
   canceled: { reason: string; compactRevision: number } | null = null;
-  /** send answers !full: the stream has no room. */
+  /** send answers !full: the stream has no room (the channel's `full`, when it has one). */
   full = false;
 
+  /** `channel`: the stream this sink shares with others (a cohort), if any. */
+  constructor(readonly channel?: FakeChannel) {}
+
   send(events: MvccEvent[], revision: number): boolean {
+    this.record(events, revision);
+    return !(this.channel?.full ?? this.full);
+  }
+
+  /** Notes a send (alone or as part of its channel's sendAll). */
+  record(events: MvccEvent[], revision: number): void {
     if (this.canceled) throw new Error(`send after cancel: ${JSON.stringify(events.map(brief))}`);
     if (events.length === 0) throw new Error(`an empty send at revision ${revision}`);
     this.sends.push({ events, revision });
-    return !this.full;
   }
 
   cancel(reason: string, compactRevision: number): void {
@@ -85,5 +93,18 @@ export class FakeSink implements WatchSink {
 
   get briefs() {
     return this.events.map(brief);
+  }
+}
+
+/** A stream shared by several FakeSinks: counts its cohort sends, and is full or not for all of them. */
+export class FakeChannel implements WatchChannel {
+  /** The sinks of each sendAll, in order. */
+  readonly calls: (readonly WatchSink[])[] = [];
+  full = false;
+
+  sendAll(sinks: readonly WatchSink[], events: MvccEvent[], revision: number): boolean {
+    this.calls.push(sinks);
+    for (const s of sinks) (s as FakeSink).record(events, revision);
+    return !this.full;
   }
 }

@@ -222,6 +222,45 @@ describe.each(TARGETS)("watch on %s", (name) => {
     expect(got.flatMap((r) => r.events).filter((e: Msg) => e.prev_kv).length).toBe(SLOW_PUTS - 7);
   });
 
+  test("130 alike watches on one stream (ids of 0, 1 and 2 varint bytes): each gets every event once under its own id, across a pause and a cancel", async () => {
+    const WATCHES = 130;
+    const s = stream();
+    for (let i = 0; i < WATCHES; i++) s.send({ create_request: { key: b("herd/"), range_end: b("herd0") } });
+    s.send({ create_request: { key: b("herd/"), range_end: b("herd0"), prev_kv: true } });
+    const created: Msg[] = [];
+    for (let i = 0; i <= WATCHES; i++) created.push(await s.next());
+    expect(created.map((r) => [r.created, Number(r.watch_id)])).toEqual(Array.from({ length: WATCHES + 1 }, (_, i) => [true, i]));
+    const byId = new Map<number, number[]>();
+    const prevs: (string | undefined)[] = [];
+    const take = async (events: number) => {
+      for (const r of await responses(s, events)) {
+        const id = Number(r.watch_id);
+        for (const e of r.events) {
+          if (id === WATCHES) prevs.push(e.prev_kv?.value.toString());
+          else byId.set(id, [...(byId.get(id) ?? []), Number(e.kv.mod_revision)]);
+        }
+      }
+    };
+    const live: number[] = [];
+    for (let i = 0; i < 5; i++) live.push(await put(`herd/${i % 3}`, `v${i}`));
+    await take(5 * (WATCHES + 1));
+    // Paused long enough to fill the stream: the watches stop together and catch up from history.
+    s.pause();
+    const value = "x".repeat(200);
+    const more: number[] = [];
+    for (let i = 0; i < 300; i += PUT_CONCURRENCY) more.push(...(await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, 300 - i) }, (_, j) => put(`herd/${(i + j) % 3}`, value)))));
+    s.resume();
+    await take(300 * (WATCHES + 1));
+    s.send({ cancel_request: { watch_id: 7 } });
+    expect(await s.next()).toMatchObject({ watch_id: "7", canceled: true });
+    const last = await put("herd/0", "last");
+    await take(WATCHES);
+    const all = [...live, ...more.sort((x, y) => x - y)];
+    for (let id = 0; id < WATCHES; id++) expect({ id, mods: byId.get(id) }).toEqual({ id, mods: id === 7 ? all : [...all, last] });
+    expect(prevs.length).toBe(all.length + 1);
+    expect(prevs.filter((p) => p !== undefined).length).toBe(all.length + 1 - 3); // each key's first put has none
+  });
+
   test("compaction: a start below it is canceled with compact_revision; a start at it works", async () => {
     await put("cw/a", "1");
     await put("cw/b", "1");

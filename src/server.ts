@@ -209,7 +209,7 @@ export class MergekvServer implements Engine {
       repair: this.opts.repair,
       broadcast: (m) => this.pool.broadcast(m),
       revokeKeys: (keys, lease) => this.pool.execute({ kind: "revokeKeys", req: { keys, lease } }).then((r) => Math.max(r.revision, this.backend.revision)),
-      onEvents: (events, rev) => this.watches.publish(events, rev),
+      onEvents: (events, rev) => this.watches.publishSoon(events, rev),
       log,
     });
     const backend = this.backend;

@@ -175,7 +175,8 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
           return accepting;
         },
       };
-      const write = (m: Wire, revision = engine.backend.revision): boolean => out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }));
+      // The hub's revision, not the durable one: a created or progress response must not claim events not yet sent.
+      const write = (m: Wire, revision = hub.revision): boolean => out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }));
       const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);

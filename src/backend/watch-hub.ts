@@ -7,8 +7,11 @@
  * with the compact revision, as etcd does.
  *
  * Invariant: a synced watcher has been sent every matching event up to
- * `next - 1`, and `next - 1` is the durable revision (or, for a watcher that
- * starts in the future, its start revision - 1, which is above it).
+ * `next - 1`, and `next - 1` is at least the published revision (`revision`)
+ * and at most the durable one (or, for a watcher that starts in the future,
+ * its start revision - 1, which is above both). Publishes still queued
+ * (`publishSoon`) bring every synced watcher the rest, each event once: a
+ * watcher already past an event skips it.
  */
 import { MvccEvent, MvccStore } from "./mvcc";
 import { inRange } from "../frontend/txn-view";
@@ -127,25 +130,49 @@ export interface EventSource {
 
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
+  /** The newest revision published (see `revision`). */
+  private published: number;
+  /** Durable events waiting for `publishSoon`'s turn, in revision order. */
+  private queued: [MvccEvent[], number][] = [];
   private readonly cohorts = new Set<Cohort>();
   /** Per channel, its cohorts by `sameEvents`. */
   private readonly byChannel = new Map<WatchChannel, Map<string, Cohort>>();
   /** This turn's history scans, by range, filters, prev_kv and revisions (see `history`). */
   private readonly recentHistory = new Map<string, MvccEvent[]>();
 
-  constructor(private readonly source: EventSource) {}
+  constructor(private readonly source: EventSource) {
+    this.published = source.revision;
+  }
+
+  /**
+   * The newest revision whose events every synced watcher has been sent:
+   * what a created or progress response may claim. It trails the durable
+   * revision while a `publishSoon` waits for its turn.
+   */
+  get revision(): number {
+    return this.published;
+  }
 
   get size(): number {
     return this.watchers.size;
   }
 
-  /** Starts a watcher: catches it up from history if it starts in the past. */
+  /**
+   * Starts a watcher: from the next revision to publish (start 0), which the
+   * live path brings, publishes still queued included; or from its start
+   * revision, caught up from history first if that is in the past.
+   */
   add(spec: WatchSpec, sink: WatchSink): Watcher {
     const w = new Watcher(spec, sink);
-    w.next = spec.startRevision > 0 ? spec.startRevision : this.source.revision + 1;
     this.watchers.add(w);
     this.cohortFor(w).join(w);
-    this.catchUp(w);
+    if (spec.startRevision > 0) {
+      w.next = spec.startRevision;
+      this.catchUp(w);
+    } else {
+      w.next = this.published + 1;
+      w.synced = true;
+    }
     return w;
   }
 
@@ -182,12 +209,30 @@ export class WatchHub {
   }
 
   /**
+   * Publishes durable events on the event loop's check phase, after what the
+   * current turn answers has gone out: a put's answer does not wait for its
+   * fan-out (1,000 watchers: about 250 µs of publishing and framing).
+   * In order, each publish as `publish` would.
+   */
+  publishSoon(events: MvccEvent[], rev: number): void {
+    this.queued.push([events, rev]);
+    if (this.queued.length === 1) setImmediate(() => this.publishQueued());
+  }
+
+  private publishQueued(): void {
+    const queued = this.queued;
+    this.queued = [];
+    for (const [events, rev] of queued) this.publish(events, rev);
+  }
+
+  /**
    * Durable events up to `rev`, from the backend. Watchers with the same
    * range, filters and prev_kv share one matched list (1,000 watchers of one
    * prefix match each event once), unless they start after some of these
    * events; a cohort in step gets it in one call.
    */
   publish(events: MvccEvent[], rev: number): void {
+    if (rev > this.published) this.published = rev;
     if (events.length === 0) {
       for (const w of this.watchers) if (w.synced && w.next <= rev) w.next = rev + 1;
       return;

@@ -184,6 +184,41 @@ describe("watchers of one publish", () => {
   });
 });
 
+describe("publishing on the next turn (publishSoon, as the server does)", () => {
+  const nextTurn = () => new Promise((r) => setImmediate(r));
+  const mods = (x: { sink: FakeSink }) => x.sink.events.map((e) => e.kv.mod);
+
+  test("events go out on the next turn, in order; the hub's revision trails until then; watches made meanwhile get each event once", async () => {
+    const h = new Harness();
+    const early = h.watch({ key: "s" });
+    const r0 = h.revision;
+    const r1 = h.writeSoon(put("s", "1"));
+    const r2 = h.writeSoon(put("s", "2"));
+    expect(h.hub.revision).toBe(r0); // a progress response now must not claim r1
+    expect(early.sink.sends).toHaveLength(0);
+    const fromNow = h.watch({ key: "s" }); // start 0: from the first revision not yet published
+    const fromHistory = h.watch({ key: "s", startRevision: r1 }); // replayed up to the durable r2 at once
+    expect(mods(fromHistory)).toEqual([r1, r2]);
+    await nextTurn();
+    expect(h.hub.revision).toBe(r2);
+    for (const x of [early, fromNow, fromHistory]) expect(mods(x)).toEqual([r1, r2]);
+    const r3 = h.write(put("s", "3"));
+    for (const x of [early, fromNow, fromHistory]) expect(mods(x)).toEqual([r1, r2, r3]);
+  });
+
+  test("a watch from now is not canceled when a compaction passes the revisions still to publish", async () => {
+    const h = new Harness();
+    h.write(put("c", "0"));
+    const r1 = h.writeSoon(put("c", "1"));
+    const r2 = h.writeSoon(del("c"));
+    h.mvcc.compact(r2); // allowed: r2 is durable
+    const w = h.watch({ key: "c" });
+    await nextTurn();
+    expect(w.sink.canceled).toBeNull();
+    expect(w.sink.briefs.map((e) => [e.type, e.mod])).toEqual([["put", r1], ["delete", r2]]);
+  });
+});
+
 describe("cohorts: alike watchers on one stream", () => {
   test("in step they get each publish in one sendAll; a later start, a full stream and a removal are handled apart", () => {
     const h = new Harness();

@@ -48,6 +48,16 @@ export class Harness {
     this.hub.publish(events, this.revision);
   }
 
+  /** Applies writes at the next revision and makes them durable, published on the hub's next turn (as the server does). */
+  writeSoon(...writes: Write[]): number {
+    const rev = this.apply(...writes);
+    this.revision = rev;
+    const events = this.pending;
+    this.pending = [];
+    this.hub.publishSoon(events, rev);
+    return rev;
+  }
+
   write(...writes: Write[]): number {
     const rev = this.apply(...writes);
     this.flush();

@@ -194,7 +194,7 @@ export function issue3Knobs() {
      * Unmeasured load before a phase's first run on each server (its own
      * workload). mergekv is JIT-compiled: under the watch fan-out its V8
      * compiler threads took 150 ticks per 5 s in the first 5 s, 45 at 15 s,
-     * 15 at 40 s (REDESIGN.md, "Benchmarks: warm-up"); etcd gets the same.
+     * 15 at 40 s (docs/benchmarks.md, "Session 8"); etcd gets the same.
      */
     warmupSeconds: knob("BENCH_ISSUE3_WARMUP_SECONDS", 20, 0, 600),
     /** Runs of each target phase per server, alternating etcd and mergekv; the median run of each is reported. */

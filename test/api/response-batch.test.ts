@@ -40,6 +40,14 @@ function receiveAll(port: number): Promise<{ got: Buffer[]; status: grpc.StatusO
   });
 }
 
+/** Receives the stream: exactly `expected`, in order, then OK. */
+async function expectExactly(port: number, expected: Buffer[]): Promise<void> {
+  const { got, status } = await receiveAll(port);
+  expect(status.code).toBe(grpc.status.OK);
+  expect(got.length).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) expect(got[i].equals(expected[i])).toBe(true);
+}
+
 describe("ResponseBatch", () => {
   it("thousands of responses from one turn arrive whole, in order, before the status", async () => {
     let drained = 0;
@@ -118,10 +126,7 @@ describe("ResponseBatch", () => {
       setImmediate(() => call.end());
     });
     try {
-      const { got, status } = await receiveAll(port);
-      expect(status.code).toBe(grpc.status.OK);
-      expect(got.length).toBe(expected.length);
-      for (let i = 0; i < expected.length; i++) expect(got[i].equals(expected[i])).toBe(true);
+      await expectExactly(port, expected);
     } finally {
       server.forceShutdown();
     }
@@ -146,10 +151,7 @@ describe("ResponseBatch", () => {
       setImmediate(() => call.end());
     });
     try {
-      const { got, status } = await receiveAll(port);
-      expect(status.code).toBe(grpc.status.OK);
-      expect(got.length).toBe(expected.length);
-      for (let i = 0; i < expected.length; i++) expect(got[i].equals(expected[i])).toBe(true);
+      await expectExactly(port, expected);
       expect(cohort).toEqual(kept);
     } finally {
       server.forceShutdown();

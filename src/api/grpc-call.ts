@@ -65,6 +65,8 @@ export class ServerCall extends EventEmitter {
   requestBytes = 0;
   private headersSent = false;
   private finished = false;
+  /** Reading requests is paused until the stream drains (holdRequestsUntilDrained). */
+  private holding = false;
   private status: CallStatus | null = null;
   private deadline: NodeJS.Timeout | undefined;
 
@@ -134,6 +136,30 @@ export class ServerCall extends EventEmitter {
       };
       this.on("drain", done);
       this.on("close", done);
+    });
+  }
+
+  /**
+   * Stops reading the client's requests until `resumeRequests`: a client
+   * that keeps sending without reading what it is answered then meets
+   * HTTP/2's flow control, instead of growing the responses we buffer.
+   */
+  pauseRequests(): void {
+    this.stream.pause();
+  }
+
+  resumeRequests(): void {
+    if (!this.finished) this.stream.resume();
+  }
+
+  /** Pauses reading requests until the responses written so far drain (after a `write` answered false). */
+  holdRequestsUntilDrained(): void {
+    if (this.holding || this.finished) return;
+    this.holding = true;
+    this.pauseRequests();
+    void this.drained().then(() => {
+      this.holding = false;
+      this.resumeRequests();
     });
   }
 

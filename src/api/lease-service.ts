@@ -63,7 +63,8 @@ export function leaseService(engine: Engine, stopping?: AbortSignal): ServiceImp
       call.on("data", (req: Wire) => {
         try {
           const ttl = backend().leases.keepAlive(leaseId(req.ID));
-          call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });
+          const more = call.write({ header: header(engine.headers, backend().revision), ID: req.ID, TTL: String(ttl) });
+          if (!more) call.holdRequestsUntilDrained(); // one answer per request: a client that does not read must stop sending
         } catch (e) {
           call.fail(toStatus(e));
         }

@@ -165,6 +165,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
       const progress = new Set<number>();
       let nextId = 0;
       const out = new ResponseBatch(call, WATCH_STREAM_BUFFER_BYTES, () => {
+        call.resumeRequests();
         for (const w of watches.values()) hub.resume(w);
       });
       const channel: WatchChannel = {
@@ -176,7 +177,11 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
         },
       };
       // The hub's revision, not the durable one: a created or progress response must not claim events not yet sent.
-      const write = (m: Wire, revision = hub.revision): boolean => out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }));
+      // An answer to a request that finds the stream full stops reading requests until it drains: a client that
+      // sends creates, cancels or progress requests without reading must not grow the stream's buffer.
+      const write = (m: Wire, revision = hub.revision): void => {
+        if (!out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }))) call.pauseRequests();
+      };
       const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);

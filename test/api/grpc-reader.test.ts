@@ -2,15 +2,9 @@
 import * as zlib from "node:zlib";
 import { MessageReader } from "../../src/api/grpc-reader";
 import { StatusError } from "../../src/api/grpc-call";
+import { framed } from "../helpers/grpc";
 
 const LIMIT = 4 << 20;
-
-function framed(message: Buffer, compressed = false): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix[0] = compressed ? 1 : 0;
-  prefix.writeUInt32BE(message.length, 1);
-  return Buffer.concat([prefix, message]);
-}
 
 function pieces(bytes: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as http2 from "node:http2";
 import { GrpcServer } from "../../src/api/grpc-server";
 import { MethodDefinition, ServerCall, percentEncoded } from "../../src/api/grpc-call";
+import { framed } from "../helpers/grpc";
 
 const bytes = (b: Buffer) => b;
 /** As a protobuf type's encoder: anything but bytes is refused. */
@@ -56,7 +57,9 @@ async function serve(): Promise<Echo> {
     },
     Chat: (call) => {
       track(call);
-      call.on("data", (m: Buffer) => call.write(m));
+      call.on("data", (m: Buffer) => {
+        if (!call.write(m)) call.holdRequestsUntilDrained();
+      });
       call.on("end", () => call.end());
     },
   });
@@ -108,12 +111,6 @@ async function rawCall(port: number, headers: http2.OutgoingHttpHeaders, body: B
   } finally {
     session.close();
   }
-}
-
-function framed(message: Buffer): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(message.length, 1);
-  return Buffer.concat([prefix, message]);
 }
 
 describe("GrpcServer", () => {
@@ -219,6 +216,28 @@ describe("GrpcServer", () => {
     call.end();
     expect((await done).code).toBe(grpc.status.OK);
     expect(got).toEqual(sent);
+  });
+
+  test("a client that sends without reading is held back (the server stops reading until its answers drain), and loses nothing", async () => {
+    const session = http2.connect(`http://127.0.0.1:${echo.port}`);
+    try {
+      const req = session.request({ ":method": "POST", ":path": "/test.Echo/Chat", "content-type": "application/grpc", te: "trailers" });
+      req.pause(); // the echoes are not read
+      const message = framed(Buffer.alloc(1000, 0x61));
+      const N = 4_000; // 4 MB of requests: far beyond HTTP/2's windows and the streams' buffers
+      for (let i = 0; i < N; i++) req.write(message);
+      req.end();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(req.writableLength).toBeGreaterThan(N * message.length / 2); // most still waits on the client: the server stopped taking it
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      const ended = new Promise((resolve) => req.on("end", resolve));
+      req.resume();
+      await ended;
+      expect(Buffer.concat(chunks).equals(Buffer.concat(Array.from({ length: N }, () => message)))).toBe(true);
+    } finally {
+      session.close();
+    }
   });
 
   test("a client cancelling a stream closes the server's call", async () => {

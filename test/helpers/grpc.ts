@@ -79,6 +79,14 @@ export async function grpcError(p: Promise<unknown>): Promise<{ code: number; de
 
 export const b = (s: string | Buffer): Buffer => (typeof s === "string" ? Buffer.from(s) : s);
 
+/** One gRPC frame, as a raw HTTP/2 client sends it: the 5-byte prefix (compressed flag, length), then the message. */
+export function framed(message: Buffer, compressed = false): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = compressed ? 1 : 0;
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
 /** One raw Watch bidi stream: requests go out as written, responses queue up in arrival order. */
 export interface RawWatchStream {
   send(req: Msg): void;

@@ -6,7 +6,7 @@
 import { Etcd3 } from "etcd3";
 import * as http2 from "node:http2";
 import { startServer, freePort } from "../helpers/server";
-import { services } from "../helpers/grpc";
+import { framed, services } from "../helpers/grpc";
 
 test("/metrics counts requests and batches; /health answers as etcd; logs are JSON lines", async () => {
   const metricsPort = await freePort();
@@ -58,9 +58,7 @@ test("watchers are released when their client's connection goes away (the watche
       stream.on("error", () => undefined);
       for (let w = 0; w < PER_STREAM; w++) {
         const m = create({ create_request: { key: Buffer.from(`w${s}-${w}`) } });
-        const prefix = Buffer.alloc(5);
-        prefix.writeUInt32BE(m.length, 1);
-        stream.write(Buffer.concat([prefix, m]));
+        stream.write(framed(m));
       }
     }
     expect(await waitFor(STREAMS * PER_STREAM)).toBe(STREAMS * PER_STREAM);

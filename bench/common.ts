@@ -27,6 +27,8 @@ export interface RunFigures {
   loadgenCores: number;
   /** CPU used by everything else on the machine during the run (noise), cores. */
   otherCores?: number;
+  /** CPU the hypervisor gave other guests meanwhile (steal), cores. */
+  stolenCores?: number;
 }
 
 export function figures(r: LoadResult): RunFigures {
@@ -43,6 +45,7 @@ export function figures(r: LoadResult): RunFigures {
     serverCores: r.serverCores,
     loadgenCores: r.loadgenCores,
     otherCores: r.otherCores,
+    stolenCores: r.stolenCores,
   };
 }
 

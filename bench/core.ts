@@ -88,7 +88,7 @@ async function measure(cfg: BenchConfig, server: ServerHandle, workload: Workloa
 export function describe(r: LoadResult): string {
   const cas = r.workload === "cas" ? `, cas ok ${((100 * r.casSucceeded) / Math.max(1, r.casSucceeded + r.casFailed)).toFixed(1)}%` : "";
   return `${r.opsPerSec.toFixed(0).padStart(6)} ops/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms` +
-    `  cores: server ${(r.serverCores ?? NaN).toFixed(2)}, loadgen ${r.loadgenCores.toFixed(2)}, others ${(r.otherCores ?? NaN).toFixed(2)}${cas}`;
+    `  cores: server ${(r.serverCores ?? NaN).toFixed(2)}, loadgen ${r.loadgenCores.toFixed(2)}, others ${(r.otherCores ?? NaN).toFixed(2)} stolen ${(r.stolenCores ?? NaN).toFixed(2)}${cas}`;
 }
 
 function medians(runs: CoreRun[], workload: Workload): CoreMedian {

@@ -11,7 +11,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import * as grpc from "@grpc/grpc-js";
 import { frame, settleUnary, GrpcStatus } from "./h2";
 import { Msg } from "./wire";
-import { cpuSeconds, machineBusySeconds } from "./processes";
+import { cpuSeconds, MachineMeter } from "./processes";
 import { summarize, LatencySummary } from "./stats";
 import { REQUEST_TIMEOUT_MS } from "./clients";
 
@@ -89,6 +89,8 @@ export interface LoopFigures extends LatencySummary {
   loadgenCores: number;
   /** CPU used by every other process on the machine during the run, in cores. */
   otherCores: number;
+  /** CPU the hypervisor gave other guests while this VM had work (steal), cores. */
+  stolenCores: number;
 }
 
 /**
@@ -108,7 +110,7 @@ export async function closedLoop(loops: number, warmupMs: number, durationMs: nu
   const errorSamples: string[] = [];
   const cpu0 = process.cpuUsage();
   const server0 = cpuSeconds(serverPid);
-  const machine0 = machineBusySeconds();
+  const machine = new MachineMeter();
   const loop = async (i: number) => {
     for (let seq = 0; errors < ERRORS_MAX; seq++) {
       const s = now();
@@ -130,7 +132,6 @@ export async function closedLoop(loops: number, warmupMs: number, durationMs: nu
   const cpu = process.cpuUsage(cpu0);
   const serverS = cpuSeconds(serverPid) - server0;
   const loadgenS = (cpu.user + cpu.system) / 1e6;
-  const machineS = machineBusySeconds() - machine0;
   return {
     ...summarize(Float64Array.from(lat), durationMs),
     windowMs: durationMs,
@@ -138,7 +139,7 @@ export async function closedLoop(loops: number, warmupMs: number, durationMs: nu
     errorSamples,
     serverCores: serverS / wallS,
     loadgenCores: loadgenS / wallS,
-    otherCores: Math.max(0, machineS - serverS - loadgenS) / wallS,
+    ...machine.cores(serverS + loadgenS, wallS),
   };
 }
 

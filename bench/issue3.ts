@@ -109,7 +109,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
   };
   try {
     for (const phase of ISSUE3_PHASES.filter((p) => phases.includes(p))) {
-      if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`);
+      if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)} stolen ${fmt(r.stolenCores, 2)}`);
       if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`);
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
     }
@@ -126,7 +126,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
   const load1 = os.loadavg();
   results.loadAverage.end = load1;
   const high = Math.max(load0[0], load1[0]) > os.availableParallelism();
-  results.loadAverage.note = high ? `HIGH: 1-min load average ${fmt(load0[0], 2)} at start, ${fmt(load1[0], 2)} at end on ${os.availableParallelism()} cores; other processes took CPU during the runs (see otherCores)` : "normal";
+  results.loadAverage.note = high ? `HIGH: 1-min load average ${fmt(load0[0], 2)} at start, ${fmt(load1[0], 2)} at end on ${os.availableParallelism()} cores; other processes took CPU during the runs (see otherCores and stolenCores)` : "normal";
   results.targets = verdicts(results);
   results.durationS = (Date.now() - started.getTime()) / 1000;
   print(results);
@@ -137,7 +137,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
 }
 
 function loopLine(r: LoopFigures): string {
-  return `${fmt(r.opsPerSec).padStart(6)} ops/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  errors ${r.errors}${r.errors ? ` (${r.errorSamples[0]})` : ""}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)}`;
+  return `${fmt(r.opsPerSec).padStart(6)} ops/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  errors ${r.errors}${r.errors ? ` (${r.errorSamples[0]})` : ""}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)} stolen ${fmt(r.stolenCores, 2)}`;
 }
 
 /** A system's median run by `score` (the lower of the middle two when the count is even). */
@@ -201,12 +201,12 @@ function print(r: Issue3Results): void {
     out.push(`\nWatch fan-out (${m?.watchers ?? e?.watchers} watchers on ${m?.streams ?? e?.streams} streams, 1 writer, one put at a time; ${roundsNote(r)}):\nevents/s by round: ${spread(r.watch, watchScore)}\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
       row("events/s delivered", (w) => w.eventsPerSec), row("writer puts/s", (w) => w.putsPerSec), row("writer put p50 ms", (w) => w.putP50Ms, 2), row("writer put p99 ms", (w) => w.putP99Ms, 2),
       row("ack->event p50 ms", (w) => w.p50Ms, 2), row("ack->event p99 ms", (w) => w.p99Ms, 2), row("send->event p50 ms", (w) => w.sendP50Ms, 2), row("send->event p99 ms", (w) => w.sendP99Ms, 2),
-      row("events before ack %", (w) => 100 * w.earlyShare, 1), row("missing events", (w) => w.missingEvents), row("server cores", (w) => w.serverCores, 2), row("loadgen cores", (w) => w.loadgenCores, 2), row("other procs cores", (w) => w.otherCores, 2),
+      row("events before ack %", (w) => 100 * w.earlyShare, 1), row("missing events", (w) => w.missingEvents), row("server cores", (w) => w.serverCores, 2), row("loadgen cores", (w) => w.loadgenCores, 2), row("other procs cores", (w) => w.otherCores, 2), row("stolen cores (steal)", (w) => w.stolenCores, 2),
     ]));
   }
   const loopRows = (label: string, e?: LoopFigures, m?: LoopFigures) => {
     const row = (name: string, f: (x: LoopFigures) => number, d = 0) => [`${label} ${name}`, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
-    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2)];
+    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2)];
   };
   if (r.lease) {
     const e = pick(r.lease, "etcd", leaseScore);

@@ -7,7 +7,7 @@ import { Worker } from "node:worker_threads";
 import * as path from "node:path";
 import { ClientKind } from "./config";
 import { REQUEST_TIMEOUT_MS } from "./clients";
-import { cpuSeconds, machineBusySeconds } from "./processes";
+import { cpuSeconds, MachineMeter } from "./processes";
 import { LatencySummary, concat, summarize } from "./stats";
 import { FromWorker, Go, ThreadResult, ThreadSpec, Workload } from "./workload";
 
@@ -60,6 +60,8 @@ export interface LoadResult extends LatencySummary {
   loadgenCores: number;
   /** CPU the rest of the machine (other processes: noise) used during the run, in cores. */
   otherCores?: number;
+  /** CPU the hypervisor gave other guests while this VM had work (steal), in cores. */
+  stolenCores?: number;
   /** Raw samples, for windowed analysis; not serialized. */
   starts: Float64Array;
   latencies: Float64Array;
@@ -137,7 +139,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const go: Go = { type: "go", recordFromMs: t0 + o.warmupMs, deadlineMs: t0 + o.warmupMs + o.durationMs };
     const cpu0 = process.cpuUsage();
     const server0 = o.serverPid ? cpuSeconds(o.serverPid) : 0;
-    const machine0 = machineBusySeconds();
+    const machine = new MachineMeter();
     for (const t of threads) t.worker.postMessage(go);
     let sideError: unknown = null;
     const control = { done: false, stop: () => { for (const t of threads) t.worker.postMessage({ type: "stop" }); } };
@@ -147,11 +149,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const wallS = (performance.timeOrigin + performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const server = o.serverPid ? cpuSeconds(o.serverPid) - server0 : undefined;
-    const machineBusyS = machineBusySeconds() - machine0;
+    const loadgenS = (cpu.user + cpu.system) / 1e6;
+    const noise = machine.cores(loadgenS + (server ?? 0), wallS);
     await side;
     if (sideError) throw sideError;
-    const loadgenS = (cpu.user + cpu.system) / 1e6;
-    return { ...merge(o, results, go, wallS, loadgenS, server), otherCores: Math.max(0, machineBusyS - loadgenS - (server ?? 0)) / wallS };
+    return { ...merge(o, results, go, wallS, loadgenS, server), ...noise };
   } finally {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }

@@ -191,13 +191,31 @@ export function cpuSeconds(pid: number): number {
   return ticks / ticksPerSecond();
 }
 
-/** Busy CPU seconds of the whole machine so far (all cores; from /proc/stat): for telling how much others used. */
-export function machineBusySeconds(): number {
+/**
+ * The whole machine's CPU over a run (all cores, from /proc/stat), to tell
+ * the noise apart: what other processes used, and what the hypervisor gave
+ * other guests while this VM had work (steal). Both take CPU from the run.
+ */
+export class MachineMeter {
+  private readonly start = machineSeconds();
+
+  /** `measuredS`: CPU seconds of the processes the run measures (server, load generator); `wallS`: the run's length. */
+  cores(measuredS: number, wallS: number): { otherCores: number; stolenCores: number } {
+    const end = machineSeconds();
+    return {
+      otherCores: Math.max(0, end.busy - this.start.busy - measuredS) / wallS,
+      stolenCores: (end.steal - this.start.steal) / wallS,
+    };
+  }
+}
+
+/** Busy CPU seconds of the machine so far, and seconds stolen from it. */
+function machineSeconds(): { busy: number; steal: number } {
   try {
     const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
     const [user, nice, system, , , irq, softirq, steal] = fields;
-    return (user + nice + system + irq + softirq + (steal ?? 0)) / ticksPerSecond();
+    return { busy: (user + nice + system + irq + softirq) / ticksPerSecond(), steal: (steal ?? 0) / ticksPerSecond() };
   } catch {
-    return NaN;
+    return { busy: NaN, steal: NaN };
   }
 }

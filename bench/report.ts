@@ -133,8 +133,8 @@ function table(header: string[], rows: string[][]): string {
 }
 
 function ceilingTable(runs: CeilingRun[]): string {
-  return table(["client", "workload", "ops/s", "p50 ms", "p99 ms", "loadgen cores", "loadgen µs/op", "no-op server cores", "other procs cores"],
-    runs.map((r) => [r.client, r.workload, fmt(r.figures.opsPerSec), fmt(r.figures.p50Ms, 2), fmt(r.figures.p99Ms, 2), fmt(r.figures.loadgenCores, 2), fmt(r.loadgenCpuUsPerOp, 1), fmt(r.figures.serverCores, 2), fmt(r.figures.otherCores, 2)]));
+  return table(["client", "workload", "ops/s", "p50 ms", "p99 ms", "loadgen cores", "loadgen µs/op", "no-op server cores", "other procs cores", "stolen cores"],
+    runs.map((r) => [r.client, r.workload, fmt(r.figures.opsPerSec), fmt(r.figures.p50Ms, 2), fmt(r.figures.p99Ms, 2), fmt(r.figures.loadgenCores, 2), fmt(r.loadgenCpuUsPerOp, 1), fmt(r.figures.serverCores, 2), fmt(r.figures.otherCores, 2), fmt(r.figures.stolenCores, 2)]));
 }
 
 function coreTable(core: CoreResult): string {
@@ -144,9 +144,9 @@ function coreTable(core: CoreResult): string {
 }
 
 function coreRunsTable(core: CoreResult): string {
-  return table(["round", "workload", "system", "ops/s", "p50 ms", "p99 ms", "max ms", "server cores", "loadgen cores", "other procs cores", "errors", "cas ok"],
+  return table(["round", "workload", "system", "ops/s", "p50 ms", "p99 ms", "max ms", "server cores", "loadgen cores", "other procs cores", "stolen cores", "errors", "cas ok"],
     core.runs.map((r) => [String(r.round), r.workload, r.system, fmt(r.figures.opsPerSec), fmt(r.figures.p50Ms, 2), fmt(r.figures.p99Ms, 2), fmt(r.figures.maxMs, 1),
-      fmt(r.figures.serverCores, 2), fmt(r.figures.loadgenCores, 2), fmt(r.figures.otherCores, 2), String(r.figures.errors),
+      fmt(r.figures.serverCores, 2), fmt(r.figures.loadgenCores, 2), fmt(r.figures.otherCores, 2), fmt(r.figures.stolenCores, 2), String(r.figures.errors),
       r.figures.casSucceeded === undefined ? "" : `${fmt((100 * r.figures.casSucceeded) / Math.max(1, r.figures.casSucceeded + (r.figures.casFailed ?? 0)), 1)}%`]));
 }
 

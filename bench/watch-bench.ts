@@ -13,7 +13,7 @@ import { Worker } from "node:worker_threads";
 import * as path from "node:path";
 import { BenchConfig } from "./config";
 import { ServerHandle } from "./servers";
-import { cpuSeconds, machineBusySeconds } from "./processes";
+import { cpuSeconds, MachineMeter } from "./processes";
 import { log } from "./common";
 import { codec, H2Conn, histMerge, histPercentile, HIST_BUCKETS, Issue3Knobs, now } from "./issue3-common";
 import { WatchFromMain, WatchThreadResult, WatchThreadSpec, WatchToMain } from "./watch-worker";
@@ -56,6 +56,7 @@ export interface WatchRun {
   serverCores: number;
   loadgenCores: number;
   otherCores: number;
+  stolenCores: number;
 }
 
 interface Thread {
@@ -121,7 +122,7 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
     for (const p of pool) p.worker.postMessage({ type: "go", recordFrom, deadline } satisfies WatchFromMain);
     const cpu0 = process.cpuUsage();
     const server0 = cpuSeconds(server.proc.pid);
-    const machine0 = machineBusySeconds();
+    const machine = new MachineMeter();
     const putLat: number[] = [];
     let seq = 0;
     let writerErrors = 0;
@@ -145,7 +146,6 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
     const wallS = (now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const serverS = cpuSeconds(server.proc.pid) - server0;
-    const machineS = machineBusySeconds() - machine0;
     if (writerErrors) log(`  ${server.system}: writer errors ${writerErrors}, last: ${lastError}`);
 
     // Drain: wait for the deliveries still in flight.
@@ -191,7 +191,7 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
       streamErrors: results.flatMap((r) => r.streamErrors).slice(0, 5),
       serverCores: serverS / wallS,
       loadgenCores: loadgenS / wallS,
-      otherCores: Math.max(0, machineS - serverS - loadgenS) / wallS,
+      ...machine.cores(serverS + loadgenS, wallS),
     };
   } finally {
     writer.close();

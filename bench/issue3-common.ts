@@ -200,6 +200,14 @@ export function issue3Knobs() {
     warmupSeconds: knob("BENCH_ISSUE3_WARMUP_SECONDS", 20, 0, 600),
     /** Runs of each target phase per server, alternating etcd and mergekv; the median run of each is reported. */
     rounds: knob("BENCH_ISSUE3_ROUNDS", 3, 1, 20),
+    /**
+     * A run during which the hypervisor took more than this much CPU from
+     * the machine (steal, in hundredths of a core) is run again, up to
+     * `stealRetries` times; every attempt is printed. In one session-9 run,
+     * steal took 0.05-0.93 cores from one round to the next.
+     */
+    stealMaxCentiCores: knob("BENCH_ISSUE3_STEAL_MAX", 30, 0, 200),
+    stealRetries: knob("BENCH_ISSUE3_STEAL_RETRIES", 2, 0, 10),
   };
 }
 export type Issue3Knobs = ReturnType<typeof issue3Knobs>;

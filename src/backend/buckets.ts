@@ -11,6 +11,7 @@ import { ActorId, KeyString } from "../persist/encoding";
 import { BucketChange } from "../persist/records";
 import { MergekvError, assert } from "../errors";
 import { Folder, Handle, StoredDocs, emptyHandle, foldDocument } from "./stored-docs";
+import { growAhead } from "./automerge";
 
 /** Part of the on-disk and on-the-wire layout: peers must agree on it. */
 export const BUCKET_COUNT = 16_384;
@@ -104,6 +105,7 @@ export class BucketSet {
     }
     this.docs[bucket] = d;
     if (!this.resident) this.loadedNow.add(bucket);
+    growAhead();
     return d;
   }
 
@@ -115,6 +117,7 @@ export class BucketSet {
     const d = emptyHandle(this.actor);
     if (bytes) d.loadIncremental(bytes);
     d.updateDiffCursor();
+    growAhead();
     return d;
   }
 
@@ -194,6 +197,7 @@ export class BucketSet {
       out.push({ bucket: b, bytes, deps, hash });
     }
     this.touched.clear();
+    growAhead();
     return out;
   }
 
@@ -219,6 +223,7 @@ export class BucketSet {
       d.applyChanges(list);
       d.updateDiffCursor(); // drop the patch log the materialized handle keeps (it never drains otherwise)
     }
+    growAhead();
   }
 
   /** Stored mode: runs folds with `folder` from now on (by default they run on this thread, see foldHere). */
@@ -236,6 +241,7 @@ export class BucketSet {
       d.free();
     }
     this.loadedNow.clear();
+    growAhead();
   }
 
   /** The document's current heads ([] for no document); a stored one is loaded to read them. */

@@ -6,7 +6,7 @@
  * up (see FOLD_AT), by a Folder: on this thread by default, on the server's
  * fold thread when it has one.
  */
-import * as A from "@automerge/automerge";
+import { A, growAhead } from "./automerge";
 import { ActorId } from "../persist/encoding";
 import { MergekvError } from "../errors";
 
@@ -67,6 +67,7 @@ export function foldDocument(bytes: Uint8Array | null, chunks: Uint8Array[]): Ui
     return d.save();
   } finally {
     d.free();
+    growAhead();
   }
 }
 

@@ -15,6 +15,7 @@ import { LevelStore } from "./persist/level-store";
 import { loadServices } from "./api/proto";
 import { MergekvError, isMergekvError } from "./errors";
 import { missingNodeFlags } from "./node-flags";
+import { canGrowAhead } from "./backend/automerge";
 
 const USAGE = `Usage:
   mergekv serve [flags]          run a server (default: data in ./default.mergekv, clients on 127.0.0.1:2379)
@@ -161,6 +162,7 @@ async function serve(args: string[]): Promise<void> {
   if (missing) {
     opts.log(`WARNING: node was started without ${missing}: writes can cost up to twice the CPU (frontends' garbage collection); run bin/mergekv.js directly, or node ${missing} bin/mergekv.js`);
   }
+  if (!canGrowAhead()) opts.log("WARNING: Automerge's WebAssembly memory cannot be grown ahead (its instance was not reached): as it grows, writes will cost more garbage collection");
 }
 
 async function compact(args: string[]): Promise<void> {

@@ -9,12 +9,12 @@
  * then full mark-compacts as well: a frontend spent up to half its time
  * collecting, and 64 clients' puts to 10,000 keys fell from about 2,500/s
  * to 700/s after a minute (docs/benchmarks.md, "Session 9"). None of the V8
- * flags tried changed it. So after Automerge work, `growAhead` sees whether the memory
- * grew, and if it did, allocates a block of half its size inside the
- * instance and frees it at once: the allocator keeps the freed block and
- * serves later allocations from it, so the memory grows a few times in all
- * instead of once per 64 KiB. The block is never written, so its pages cost
- * no resident memory.
+ * flags tried changed it. So after Automerge work, `growAhead` sees whether
+ * the memory grew, and if it did, allocates a block of half its size inside
+ * the instance and frees it at once: the allocator keeps the freed block
+ * and serves later allocations from it, so the memory grows a few times in
+ * all instead of once per 64 KiB. The block is never written, so its pages
+ * cost no resident memory.
  *
  * The instance is taken as Automerge creates it (`WebAssembly.Instance`,
  * wrapped while the package loads); this module must be the first to load

@@ -15,6 +15,7 @@ test("bin/mergekv.js run as a program starts node with the server's flags, and n
     const argv = readFileSync(`/proc/${server.child.pid}/cmdline`, "utf8").split("\0");
     for (const flag of SERVER_NODE_FLAGS) expect(argv).toContain(flag);
     expect(server.output()).not.toContain(WARNING);
+    expect(server.output()).not.toContain("cannot be grown ahead"); // src/backend/automerge.ts reached Automerge's instance
   } finally {
     await server.stop();
   }

@@ -117,7 +117,6 @@ export class BucketSet {
     const d = emptyHandle(this.actor);
     if (bytes) d.loadIncremental(bytes);
     d.updateDiffCursor();
-    growAhead();
     return d;
   }
 
@@ -140,6 +139,7 @@ export class BucketSet {
     }
     this.docs[bucket] = this.fromBytes(bytes);
     this.borrowed.set(bucket, 1);
+    growAhead();
   }
 
   release(bucket: number): void {

@@ -85,8 +85,8 @@ export class Watcher {
  * (every one synced and due every event of the publish), instead of a call
  * per watcher: with 1,000 watchers on 10 streams, publishing a put went
  * from about 225 to 105 µs of the server's main thread (REDESIGN.md,
- * "Watch"). Otherwise,
- * and for a sink without a channel (a cohort of one), each is sent to alone.
+ * "Watch"). Otherwise, and for a sink without a channel (a cohort of one),
+ * each is sent to alone.
  */
 export class Cohort {
   readonly members: Watcher[] = [];

@@ -30,6 +30,21 @@ export const LEASE_UPDATES_QUEUED_MAX = 1_024;
 /** Applied entries held for a frontend that does not wait for them: past this many they go on their own. */
 export const APPLIED_HELD_MAX = 1_024;
 
+/**
+ * The entries frontend `i` (of `frontends`; `authors` maps each actor to its
+ * frontend) is sent: every write (its MVCC needs all), and only the changes
+ * it applies, to buckets it owns by other actors (its replica skips its
+ * own). A write is routed to its bucket's owner, so most changes go back to
+ * no frontend; posting them cost a structured clone of their bytes and
+ * hashes on both threads.
+ */
+export function entriesFor(i: number, frontends: number, authors: ReadonlyMap<string, number>, entries: readonly AppliedEntry[]): AppliedEntry[] {
+  return entries.map((e) => {
+    const mine = e.actor !== undefined && authors.get(e.actor) === i;
+    return { ...e, changes: mine ? [] : e.changes.filter((c) => ownerOf(c.bucket, frontends) === i) };
+  });
+}
+
 export class FrontendPool {
   private readonly workers: Worker[] = [];
   private readonly outboxes: Outbox<RequestItem>[] = [];
@@ -100,15 +115,10 @@ export class FrontendPool {
 
   /** The part of the recovered state frontend `i` keeps: its buckets' documents, every key's history. */
   private owned(i: number, b: Bootstrap): Bootstrap {
-    return { ...b, buckets: b.buckets.filter(([bucket]) => ownerOf(bucket, this.size) === i), entries: this.ownedEntries(i, b.entries) };
+    return { ...b, buckets: b.buckets.filter(([bucket]) => ownerOf(bucket, this.size) === i), entries: entriesFor(i, this.size, this.frontendOfActor, b.entries) };
   }
 
-  /** Entries with only the changes to buckets frontend `i` owns (every write stays: its MVCC needs all). */
-  private ownedEntries(i: number, entries: AppliedEntry[]): AppliedEntry[] {
-    return entries.map((e) => ({ ...e, changes: e.changes.filter((c) => ownerOf(c.bucket, this.size) === i) }));
-  }
-
-  /** Backend fan-out: every frontend gets every entry, in order, with its own buckets' changes. */
+  /** Backend fan-out: every frontend gets every entry, in order, with the changes it applies (entriesFor). */
   broadcast(m: BackendMessage): void {
     if (m.type === "applied") this.answerEarly(m.entries);
     const acknowledging = this.acknowledging;
@@ -120,7 +130,7 @@ export class FrontendPool {
         if (queued.length >= LEASE_UPDATES_QUEUED_MAX) this.outboxes[i].ping();
       } else if (m.type === "applied") {
         const held = this.heldApplied[i];
-        for (const e of this.ownedEntries(i, m.entries)) held.push(e);
+        for (const e of entriesFor(i, this.size, this.frontendOfActor, m.entries)) held.push(e);
         if (acknowledging || this.awaiting[i] || held.length >= APPLIED_HELD_MAX) this.releaseApplied(i);
       } else {
         this.releaseApplied(i); // ordered after every entry before it

@@ -91,6 +91,9 @@ export interface LoopFigures extends LatencySummary {
   otherCores: number;
   /** CPU the hypervisor gave other guests while this VM had work (steal), cores. */
   stolenCores: number;
+  /** Server and load-generator CPU per completed op, µs, over the whole run (warm-up included): cost, whatever the machine's speed. */
+  serverUsPerOp: number;
+  loadgenUsPerOp: number;
 }
 
 /**
@@ -107,6 +110,7 @@ export async function closedLoop(loops: number, warmupMs: number, durationMs: nu
   const starts: number[] = [];
   const lat: number[] = [];
   let errors = 0;
+  let completed = 0;
   const errorSamples: string[] = [];
   const cpu0 = process.cpuUsage();
   const server0 = cpuSeconds(serverPid);
@@ -117,6 +121,7 @@ export async function closedLoop(loops: number, warmupMs: number, durationMs: nu
       if (s >= deadline) return;
       try {
         await op(i, seq);
+        completed++;
         if (s >= recordFrom) {
           starts.push(s);
           lat.push(now() - s);
@@ -140,6 +145,8 @@ export async function closedLoop(loops: number, warmupMs: number, durationMs: nu
     serverCores: serverS / wallS,
     loadgenCores: loadgenS / wallS,
     ...machine.cores(serverS + loadgenS, wallS),
+    serverUsPerOp: (serverS * 1e6) / completed,
+    loadgenUsPerOp: (loadgenS * 1e6) / completed,
   };
 }
 

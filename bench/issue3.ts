@@ -219,11 +219,12 @@ function print(r: Issue3Results): void {
       row("events/s delivered", (w) => w.eventsPerSec), row("writer puts/s", (w) => w.putsPerSec), row("writer put p50 ms", (w) => w.putP50Ms, 2), row("writer put p99 ms", (w) => w.putP99Ms, 2),
       row("ack->event p50 ms", (w) => w.p50Ms, 2), row("ack->event p99 ms", (w) => w.p99Ms, 2), row("send->event p50 ms", (w) => w.sendP50Ms, 2), row("send->event p99 ms", (w) => w.sendP99Ms, 2),
       row("events before ack %", (w) => 100 * w.earlyShare, 1), row("missing events", (w) => w.missingEvents), row("server cores", (w) => w.serverCores, 2), row("loadgen cores", (w) => w.loadgenCores, 2), row("other procs cores", (w) => w.otherCores, 2), row("stolen cores (steal)", (w) => w.stolenCores, 2),
+      row("server CPU µs per put", (w) => w.serverUsPerPut), row("loadgen CPU µs per put", (w) => w.loadgenUsPerPut),
     ]));
   }
   const loopRows = (label: string, e?: LoopFigures, m?: LoopFigures) => {
     const row = (name: string, f: (x: LoopFigures) => number, d = 0) => [`${label} ${name}`, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
-    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2)];
+    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2), row("server CPU µs/op", (x) => x.serverUsPerOp), row("loadgen CPU µs/op", (x) => x.loadgenUsPerOp)];
   };
   if (r.lease) {
     const e = pick(r.lease, "etcd", leaseScore);

@@ -57,6 +57,9 @@ export interface WatchRun {
   loadgenCores: number;
   otherCores: number;
   stolenCores: number;
+  /** Server and load-generator (writer and watchers) CPU per put acknowledged, µs, over the writer's whole run. */
+  serverUsPerPut: number;
+  loadgenUsPerPut: number;
 }
 
 interface Thread {
@@ -192,6 +195,8 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
       serverCores: serverS / wallS,
       loadgenCores: loadgenS / wallS,
       ...machine.cores(serverS + loadgenS, wallS),
+      serverUsPerPut: (serverS * 1e6) / seq,
+      loadgenUsPerPut: (loadgenS * 1e6) / seq,
     };
   } finally {
     writer.close();

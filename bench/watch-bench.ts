@@ -149,6 +149,8 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
     const wallS = (now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const serverS = cpuSeconds(server.proc.pid) - server0;
+    const loadgenS = (cpu.user + cpu.system) / 1e6;
+    const noise = machine.cores(serverS + loadgenS, wallS); // over the writer's run, as the figures above (not the drain)
     if (writerErrors) log(`  ${server.system}: writer errors ${writerErrors}, last: ${lastError}`);
 
     // Drain: wait for the deliveries still in flight.
@@ -172,7 +174,6 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
     const measured = sum((r) => r.measuredEvents);
     const putSorted = Float64Array.from(putLat).sort();
     const pct = (q: number) => (putSorted.length ? putSorted[Math.min(putSorted.length - 1, Math.ceil((q / 100) * putSorted.length) - 1)] : NaN);
-    const loadgenS = (cpu.user + cpu.system) / 1e6;
     return {
       system: server.system,
       watchers,
@@ -194,7 +195,7 @@ export async function runWatch(cfg: BenchConfig, knobs: Issue3Knobs, server: Ser
       streamErrors: results.flatMap((r) => r.streamErrors).slice(0, 5),
       serverCores: serverS / wallS,
       loadgenCores: loadgenS / wallS,
-      ...machine.cores(serverS + loadgenS, wallS),
+      ...noise,
       serverUsPerPut: (serverS * 1e6) / seq,
       loadgenUsPerPut: (loadgenS * 1e6) / seq,
     };

@@ -14,7 +14,7 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import { ChangeLog } from "../persist/changelog";
 import { MergekvError } from "../errors";
-import { inRange } from "../frontend/txn-view";
+import { inRange } from "./mvcc";
 import { TokenProvider } from "./token-provider";
 import { SimpleTokens } from "./simple-tokens";
 

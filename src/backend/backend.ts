@@ -104,7 +104,7 @@ export class Backend {
 
   private constructor(readonly log: ChangeLog, meta: Meta, bootstrap: Bootstrap, readonly opts: BackendOptions) {
     this.meta = meta;
-    this.replica = new Replica(randomBytes(16).toString("hex") as ActorId, { trackDirty: true, resident: false });
+    this.replica = new Replica(randomBytes(16).toString("hex") as ActorId, { trackDirty: true, resident: false, byRevision: true });
     this.replica.bootstrap(bootstrap);
     this.reconciler = new Reconciler(this.replica);
     this.bootstrapData = bootstrap;

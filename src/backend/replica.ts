@@ -36,6 +36,8 @@ export interface ReplicaOptions {
   owns?: (bucket: number) => boolean;
   /** Keep documents loaded (frontends) or stored as bytes (the backend); see BucketSet. */
   resident?: boolean;
+  /** Index history by revision: the backend's replica, which watches catch up from. */
+  byRevision?: boolean;
 }
 
 export class Replica {
@@ -44,7 +46,7 @@ export class Replica {
 
   constructor(readonly actor: ActorId, opts: ReplicaOptions = {}) {
     this.buckets = new BucketSet(actor, opts.owns, opts.resident ?? true);
-    this.mvcc = new MvccStore(opts.trackDirty ?? false);
+    this.mvcc = new MvccStore({ trackDirty: opts.trackDirty, byRevision: opts.byRevision });
   }
 
   get rev(): number {
@@ -54,6 +56,7 @@ export class Replica {
   /** Loads a snapshot and replays the entries after it (idempotent over the snapshot). */
   bootstrap(b: Bootstrap): void {
     for (const [bucket, bytes] of b.buckets) this.buckets.load(bucket, bytes);
+    this.mvcc.indexFrom(b.compactRev);
     for (const [key, bytes] of unpackHistories(b.histories)) this.mvcc.loadHistory(key, bytes, `history of ${JSON.stringify(key)}`);
     this.buckets.applyRemote(b.entries.flatMap((e) => e.changes));
     for (const e of b.entries) this.mvcc.apply(e.rev, e.writes, true);

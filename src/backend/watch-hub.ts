@@ -13,11 +13,16 @@
  * (`publishSoon`) bring every synced watcher the rest, each event once: a
  * watcher already past an event skips it.
  */
-import { MvccEvent, MvccStore } from "./mvcc";
-import { inRange } from "../frontend/txn-view";
+import { MvccEvent, MvccStore, inRange } from "./mvcc";
 
 /** etcd replays history in responses of at most 1,000 revisions. */
 export const WATCH_BATCH_REVISIONS_MAX = 1_000;
+/**
+ * Revisions one watcher's catch-up reads in one turn; it goes on in the
+ * next, so a watch far behind over revisions with nothing for it does not
+ * hold the main thread (writes are answered in between).
+ */
+export const WATCH_CATCH_UP_REVISIONS_PER_TURN = 32 * WATCH_BATCH_REVISIONS_MAX;
 
 export interface WatchSpec {
   key: string;
@@ -270,7 +275,11 @@ export class WatchHub {
     return mine;
   }
 
-  /** Sends history [next, durable] in batches; stops early if the stream fills. */
+  /**
+   * Sends history [next, durable] in batches; stops early if the stream
+   * fills (it resumes when the stream drains), and after
+   * WATCH_CATCH_UP_REVISIONS_PER_TURN revisions (it resumes next turn).
+   */
   private catchUp(w: Watcher): void {
     const mvcc = this.source.mvcc;
     const durable = this.source.revision;
@@ -279,7 +288,13 @@ export class WatchHub {
       w.sink.cancel("etcdserver: mvcc: required revision has been compacted", mvcc.compactRev);
       return;
     }
+    const stopAt = w.next + WATCH_CATCH_UP_REVISIONS_PER_TURN;
     while (w.next <= durable) {
+      if (w.next >= stopAt) {
+        w.synced = false;
+        setImmediate(() => this.resume(w));
+        return;
+      }
       const to = Math.min(durable, w.next + WATCH_BATCH_REVISIONS_MAX - 1);
       const events = this.history(w, to);
       w.next = to + 1;

@@ -3,7 +3,7 @@
  * with the request's own writes so far (etcd runs a Txn's ops in order, each
  * seeing the earlier ones). The writes become the request's change.
  */
-import { KeyValue, MvccStore } from "../backend/mvcc";
+import { KeyValue, MvccStore, inRange } from "../backend/mvcc";
 import { KeyString } from "../persist/encoding";
 import { Write } from "../persist/records";
 
@@ -77,10 +77,4 @@ export class TxnView {
     this.unassigned.push({ kv, created: !before });
     return kv;
   }
-}
-
-export function inRange(k: string, key: string, rangeEnd: string): boolean {
-  if (rangeEnd === "") return k === key;
-  if (rangeEnd === "\u0000") return k >= key;
-  return k >= key && k < rangeEnd;
 }

@@ -1,4 +1,4 @@
-import { KeyValue, MvccEvent, MvccStore, RANGE_END_ALL } from "../../src/backend/mvcc";
+import { KeyValue, MvccEvent, MvccStore, RANGE_END_ALL, inRange } from "../../src/backend/mvcc";
 import { KeyString, keyToString } from "../../src/persist/encoding";
 import { Write } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
@@ -14,7 +14,7 @@ const summary = (kv: KeyValue | undefined) => kv && { key: kv.key, create: kv.cr
 
 /** A store with writes applied at revisions 1, 2, ... in order. */
 function storeWith(...revisions: Write[][]): MvccStore {
-  const store = new MvccStore(true);
+  const store = new MvccStore({ trackDirty: true });
   revisions.forEach((writes, i) => store.apply(i + 1, writes));
   return store;
 }
@@ -258,6 +258,86 @@ describe("MvccStore against a reference model", () => {
       }
       expect(store.rev).toBe(model.rev);
       expect([...store.keys()]).toEqual(model.retainedKeys());
+    }
+  });
+});
+
+describe("history by revision (eventsBetween, a watch's catch-up)", () => {
+  const KEYS = ["a", "a\x00", "ab", "b", "c", "\xff"];
+  const ENDS = ["", RANGE_END_ALL, "b", "c", "\xff", "a\x00"];
+  /** What a test compares of an event: the event, and its prev's revision and value if it has one. */
+  const brief = (e: MvccEvent) => ({ type: e.type, key: e.kv.key, mod: e.kv.mod, value: text(e.kv), ...(e.prev ? { prev: [e.prev.mod, text(e.prev)] } : {}) });
+
+  /** What recovery does (Replica.bootstrap): index from the compact revision, load every history, compact. */
+  function restored(from: MvccStore): MvccStore {
+    const store = new MvccStore({ byRevision: true });
+    store.indexFrom(from.compactRev);
+    for (const k of from.keys()) store.loadHistory(k as KeyString, from.encodeHistory(k)!, k);
+    store.rev = from.rev;
+    if (from.compactRev > 0) store.compact(from.compactRev);
+    return store;
+  }
+
+  test("indexed by revision, from keys' histories, and as the model's events say: the same events, with compactions and restarts", () => {
+    const seed = chooseSeed("mvcc events by revision");
+    const random = new SeededRandom(seed);
+    for (let run = 0; run < 20; run++) {
+      let indexed = new MvccStore({ byRevision: true });
+      const plain = new MvccStore();
+      const model = new ReferenceModel();
+      const log: MvccEvent[] = [];
+      for (let step = 0; step < 150; step++) {
+        const roll = random.next();
+        if (roll < 0.75) {
+          const keys = KEYS.filter(() => random.next() < 0.35).sort(() => random.next() - 0.5); // a Txn's keys in any order
+          const writes = keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`) : del(k)));
+          const rev = model.rev + 1;
+          log.push(...model.apply(writes));
+          indexed.apply(rev, writes);
+          plain.apply(rev, writes);
+        } else if (roll < 0.85 && model.rev > model.compactRev) {
+          const rev = model.compactRev + 1 + random.below(model.rev - model.compactRev);
+          model.compact(rev);
+          indexed.compact(rev);
+          plain.compact(rev);
+        } else if (roll < 0.9) {
+          indexed = restored(indexed);
+        }
+        for (let read = 0; read < 3; read++) {
+          const start = random.pick(KEYS), end = random.pick(ENDS);
+          const from = model.compactRev + random.below(model.rev - model.compactRev + 2);
+          const to = from + random.below(20);
+          const expected = log
+            .filter((e) => e.kv.mod >= from && e.kv.mod <= to && inRange(e.kv.key, start, end))
+            .sort((a, b) => a.kv.mod - b.kv.mod || (a.kv.key < b.kv.key ? -1 : 1))
+            // A prev from before the compact revision is compacted away.
+            .map((e) => brief(e.kv.mod === model.compactRev ? { type: e.type, kv: e.kv } : e));
+          const what = { run, step, start, end, from, to };
+          expect({ ...what, events: indexed.eventsBetween(start, end, from, to).map(brief) }).toEqual({ ...what, events: expected });
+          expect({ ...what, events: plain.eventsBetween(start, end, from, to).map(brief) }).toEqual({ ...what, events: expected });
+        }
+      }
+    }
+  });
+
+  test("a range is read by revision: its keys are not walked, and only the keys of those revisions are looked up", () => {
+    const store = new MvccStore({ byRevision: true });
+    const many: Write[] = [];
+    for (let i = 0; i < 20_000; i++) many.push(put(`a/${String(i).padStart(5, "0")}`, "x"));
+    store.apply(1, many);
+    for (let rev = 2; rev <= 2_001; rev++) store.apply(rev, [put(`b/${rev % 7}`, `v${rev}`)]);
+    store.apply(2_002, [put("a/00007", "y"), put("a/00003", "y")]);
+    const index = Object.getPrototypeOf((store as unknown as { index: object }).index) as { entries: () => unknown; get: () => unknown };
+    const entries = jest.spyOn(index, "entries");
+    const get = jest.spyOn(index, "get");
+    try {
+      const events = store.eventsBetween(key("a/"), key("a0"), 2, 2_002);
+      expect(events.map((e) => [e.kv.key, e.kv.mod, e.prev?.mod])).toEqual([[key("a/00003"), 2_002, 1], [key("a/00007"), 2_002, 1]]);
+      expect(entries).not.toHaveBeenCalled();
+      expect(get).toHaveBeenCalledTimes(2);
+    } finally {
+      entries.mockRestore();
+      get.mockRestore();
     }
   });
 });

@@ -4,7 +4,7 @@
  * compactions.
  */
 import { MvccEvent, RANGE_END_ALL } from "../../src/backend/mvcc";
-import { WATCH_BATCH_REVISIONS_MAX, WatchSink, WatchSpec, Watcher } from "../../src/backend/watch-hub";
+import { WATCH_BATCH_REVISIONS_MAX, WATCH_CATCH_UP_REVISIONS_PER_TURN, WatchSink, WatchSpec, Watcher } from "../../src/backend/watch-hub";
 import { SeededRandom, chooseSeed } from "../helpers/random";
 import { FakeChannel, FakeSink, Harness, del, put } from "../helpers/watch-hub";
 
@@ -100,6 +100,27 @@ describe("history replay", () => {
     expect(mods).toEqual([...mods].sort((a, b) => a - b));
     const next = h.write(put("k1", "live"));
     expect(sink.sends.at(-1)).toMatchObject({ revision: next });
+  });
+
+  test("far behind, a catch-up reads a bounded number of revisions per turn and goes on in the next; each event once, in order", async () => {
+    const h = new Harness();
+    h.write(put("a/1", "first"));
+    for (let i = 0; i < 3 * WATCH_CATCH_UP_REVISIONS_PER_TURN; i++) h.apply(put(`b/${i % 5}`, String(i)));
+    h.apply(put("a/2", "last"));
+    h.flush();
+    const { w, sink } = h.watch({ key: "a/", rangeEnd: "a0", startRevision: 1 });
+    expect(w.synced).toBe(false);
+    expect(sink.sends.map((s) => s.revision)).toEqual([WATCH_BATCH_REVISIONS_MAX]); // the first batch, then the turn ends
+    h.write(put("a/3", "live")); // the watcher is behind: history brings it
+    let turns = 0;
+    while (!w.synced) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turns++;
+    }
+    expect(turns).toBe(Math.ceil(h.revision / WATCH_CATCH_UP_REVISIONS_PER_TURN) - 1);
+    expect(sink.briefs.map((e) => e.value)).toEqual(["first", "last", "live"]);
+    h.write(put("a/4", "synced"));
+    expect(sink.briefs.map((e) => e.value)).toEqual(["first", "last", "live", "synced"]);
   });
 
   test("several keys in one revision come in key order", () => {

@@ -23,7 +23,7 @@ export const brief = (e: MvccEvent) => ({
 
 /** The backend's side: the MVCC store, the durable revision, and every event ever published. */
 export class Harness {
-  readonly mvcc = new MvccStore();
+  readonly mvcc = new MvccStore({ byRevision: true }); // as the backend's
   revision = 0;
   readonly hub = new WatchHub(this);
   /** Every event, in revision order, as the live path produced it. */

@@ -198,6 +198,9 @@ export function issue3Knobs() {
     leaseLoops: knob("BENCH_LEASE_LOOPS", 16, 1, 4_096),
     authClients: knob("BENCH_AUTH_CLIENTS", 64, 1, 4_096),
     authKeys: knob("BENCH_AUTH_KEYS", 10_000, 1, 1_000_000),
+    /** The catch-up phase: keys in the watched range, and the revisions (outside it) the watch starts behind. */
+    catchUpKeys: knob("BENCH_CATCHUP_KEYS", 100_000, 1, 10_000_000),
+    catchUpRevisions: knob("BENCH_CATCHUP_REVISIONS", 50_000, 1, 10_000_000),
     /**
      * Unmeasured load before a phase's first run on each server (its own
      * workload). mergekv is JIT-compiled: under the watch fan-out its V8

@@ -1,5 +1,5 @@
 /**
- * The issue-3 phases, `watch`, `lease` and `auth`, run by bench.ts when
+ * The issue-3 phases, `watch`, `lease`, `auth` and `catchup`, run by bench.ts when
  * BENCH_PHASES names them (or when it is unset: then after the harness's own
  * phases). One etcd and one mergekv (fresh temporary data dirs, loopback) are
  * started for them. The watch and lease phases run BENCH_ISSUE3_ROUNDS times
@@ -11,7 +11,8 @@
  * BENCH_ISSUE3_STEAL_RETRIES times (default 2); the auth phase is not (it
  * leaves users and roles on the server). The servers
  * are stopped and their directories removed at the end. `auth` runs last (it
- * enables auth, then disables it). Prints a table with the issue's targets and writes
+ * enables auth, then disables it), then `catchup` (once per server: it fills
+ * the servers with its keys and revisions). Prints a table with the issue's targets and writes
  * bench/results/issue3-latest.json (BENCH_ISSUE3_RESULTS to change it); the
  * harness's results file is not touched when only these phases run.
  *
@@ -34,9 +35,10 @@ import { fmt, issue3Knobs, Issue3Knobs, LoopFigures } from "./issue3-common";
 import { runWatch, WatchRun } from "./watch-bench";
 import { runLease, LeaseRun } from "./lease-bench";
 import { runAuth, AuthRun } from "./auth-bench";
+import { runCatchUp, CatchUpRun } from "./catchup-bench";
 
-export type Issue3Phase = "watch" | "lease" | "auth";
-const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth"];
+export type Issue3Phase = "watch" | "lease" | "auth" | "catchup";
+const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup"];
 const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "issue3-latest.json");
 
 /**
@@ -65,6 +67,7 @@ export interface Issue3Results {
   watch?: WatchRun[];
   lease?: LeaseRun[];
   auth?: AuthRun[];
+  catchup?: CatchUpRun[];
   profile?: Partial<Record<Issue3Phase, ThreadProfile[]>>;
   /** Runs done again because steal took more than BENCH_ISSUE3_STEAL_MAX of the machine. */
   discarded: { phase: Issue3Phase; round: number; system: string; stolenCores: number }[];
@@ -129,6 +132,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
       if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)} stolen ${fmt(r.stolenCores, 2)}`, (r) => r.stolenCores);
       if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`, (r) => r.stolenCores);
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
+      if (phase === "catchup") results.catchup = await both("catchup", 1, (s) => runCatchUp(cfg, knobs, s), (r) => `created ${fmt(r.createdMs, 1)} ms, caught up ${fmt(r.caughtUpMs, 1)} ms; writer's put before: p99 ${fmt(r.putBeforeP99Ms, 1)} max ${fmt(r.putBeforeMaxMs, 1)} ms, during: p99 ${fmt(r.putDuringP99Ms, 1)} max ${fmt(r.putDuringMaxMs, 1)} ms (${r.putsDuring} puts)`);
     }
   } finally {
     await mergekv.stop();
@@ -189,6 +193,9 @@ function verdicts(r: Issue3Results): Verdict[] {
     out.push(v("auth puts/s, mergekv/etcd", `${fmt(am.auth.opsPerSec)} vs ${fmt(ae.auth.opsPerSec)} = ${fmt(am.auth.opsPerSec / ae.auth.opsPerSec, 2)}x`, null, true));
     out.push(v("auth cost (puts/s with auth / mean of the runs without)", `mergekv ${fmt(authRatio(am), 2)}x, etcd ${fmt(authRatio(ae), 2)}x`, null, true));
   }
+  const ce = r.catchup?.find((c) => c.system === "etcd");
+  const cm = r.catchup?.find((c) => c.system === "mergekv");
+  if (ce && cm) out.push(v("longest put while a watch catches up (catchup phase)", `${fmt(cm.putDuringMaxMs, 1)} vs ${fmt(ce.putDuringMaxMs, 1)} ms`, null, true));
   return out;
 }
 
@@ -240,6 +247,17 @@ function print(r: Issue3Results): void {
     out.push(`\nPuts with and without auth (${r.auth[0].clients} concurrent, ${String(r.settings.valueBytes)} B values, token metadata):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
       ...loopRows("no auth", e?.noAuth, m?.noAuth), ...loopRows("auth", e?.auth, m?.auth), ...loopRows("no auth after", e?.noAuthAfter, m?.noAuthAfter),
       ["auth / mean no-auth puts/s", fmt(e && authRatio(e), 2), fmt(m && authRatio(m), 2), ""],
+    ]));
+  }
+  if (r.catchup) {
+    const e = r.catchup.find((c) => c.system === "etcd");
+    const m = r.catchup.find((c) => c.system === "mergekv");
+    const row = (name: string, f: (c: CatchUpRun) => number, d = 1) => [name, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
+    const c = m ?? e!;
+    out.push(`\nWatch catch-up (a prefix of ${c.keys} keys, watched from ${c.revisionsBehind} revisions back, none of them in the prefix; one writer, one put at a time):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+      row("watch created, ms", (x) => x.createdMs), row("caught up (a new put received), ms", (x) => x.caughtUpMs),
+      row("writer put p99 before, ms", (x) => x.putBeforeP99Ms), row("writer put max before, ms", (x) => x.putBeforeMaxMs),
+      row("writer put p99 during, ms", (x) => x.putDuringP99Ms), row("writer put max during, ms", (x) => x.putDuringMaxMs), row("writer puts during", (x) => x.putsDuring, 0),
     ]));
   }
   if (r.profile) {

@@ -14,6 +14,8 @@ import { Backend } from "./backend/backend";
 import { LevelStore } from "./persist/level-store";
 import { loadServices } from "./api/proto";
 import { MergekvError, isMergekvError } from "./errors";
+import { parseGoDuration } from "./backend/go-duration";
+import { parseAutoCompaction } from "./backend/auto-compactor";
 import { missingNodeFlags } from "./node-flags";
 import { canGrowAhead } from "./backend/automerge";
 
@@ -43,6 +45,9 @@ serve flags:
                                     (sign-method: RS256/384/512, PS256/384/512, ES256/384/512, HS256/384/512)
   --auth-token-ttl SECONDS          a simple token's life past its last use (default 300)
   --quota-backend-bytes N            raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
+  --auto-compaction-mode MODE       periodic (default) or revision: how --auto-compaction-retention reads
+  --auto-compaction-retention R     history kept by auto-compaction: periodic, a duration (1h, 30m) or whole
+                                    hours; revision, a number of revisions (default 0: off, as etcd)
   --experimental-watch-progress-notify-interval D
                                     progress notifications for watches that ask (default 10m)
 `;
@@ -97,6 +102,8 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "log-level": { type: "string" },
       "auth-token": { type: "string" },
       "auth-token-ttl": { type: "string" },
+      "auto-compaction-mode": { type: "string" },
+      "auto-compaction-retention": { type: "string" },
     },
   });
   const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -127,16 +134,17 @@ export function parseServeFlags(args: string[]): ServerOptions {
     authTokenTtlMs: positiveInt("auth-token-ttl", values["auth-token-ttl"], DEFAULT_OPTIONS.authTokenTtlMs / 1000) * 1000,
     log: (line) => logger.info(line),
     quotaBackendBytes: values["quota-backend-bytes"] === "0" ? DEFAULT_OPTIONS.quotaBackendBytes : positiveInt("quota-backend-bytes", values["quota-backend-bytes"], DEFAULT_OPTIONS.quotaBackendBytes),
+    autoCompaction: parseAutoCompaction(values["auto-compaction-mode"] ?? "periodic", values["auto-compaction-retention"] ?? "0"),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };
 }
 
-/** A Go-style duration as etcd's flags take it: "10m", "5s", "250ms", "1h". */
+/** A Go duration as etcd's flags take it: "10m", "5s", "250ms", "1h30m". */
 export function duration(flag: string, v: string | undefined, fallbackMs: number): number {
   if (v === undefined) return fallbackMs;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v);
-  if (!m || Number(m[1]) <= 0) throw new MergekvError("InvalidArgument", `--${flag} must be a positive duration such as 10m, 5s or 250ms, got ${JSON.stringify(v)}`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  const ms = parseGoDuration(v);
+  if (ms === undefined || ms <= 0) throw new MergekvError("InvalidArgument", `--${flag} must be a positive duration such as 10m, 5s or 250ms, got ${JSON.stringify(v)}`);
+  return ms;
 }
 
 async function serve(args: string[]): Promise<void> {

@@ -24,6 +24,7 @@ import { AuthStore } from "./backend/auth";
 import { TOKEN_TTL_MS } from "./backend/simple-tokens";
 import { TokenProvider } from "./backend/token-provider";
 import { tokenProviderFor } from "./backend/token-options";
+import { AutoCompaction, AutoCompactor } from "./backend/auto-compactor";
 import { authService } from "./api/auth-service";
 import { MergekvError } from "./errors";
 
@@ -49,6 +50,8 @@ export interface ServerOptions {
   authToken: string;
   /** etcd's --auth-token-ttl: a simple token's life past its last use. */
   authTokenTtlMs: number;
+  /** etcd's --auto-compaction-mode and --auto-compaction-retention; null: off (etcd's default). */
+  autoCompaction: AutoCompaction | null;
   log: (line: string) => void;
 }
 
@@ -73,6 +76,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   tls: { certFile: "", keyFile: "", trustedCaFile: "", clientCertAuth: false },
   authToken: "simple",
   authTokenTtlMs: TOKEN_TTL_MS,
+  autoCompaction: null,
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -166,6 +170,7 @@ export class MergekvServer implements Engine {
   /** Built from --auth-token in the constructor, so bad options or key files fail before anything opens. */
   private readonly tokens: TokenProvider;
   private quotaTimer: NodeJS.Timeout | null = null;
+  private autoCompactor: AutoCompactor | null = null;
   private readonly metricsServers: http.Server[] = [];
   private grpcServer: GrpcServer | null = null;
   readonly ports: number[] = [];
@@ -245,6 +250,10 @@ export class MergekvServer implements Engine {
     server.addService(services.Lease, leaseService(this, this.stopping.signal));
     server.addService(services.Auth, authService(this));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
+    if (this.opts.autoCompaction) {
+      this.autoCompactor = new AutoCompactor(this.opts.autoCompaction, backend, log);
+      this.autoCompactor.start();
+    }
     for (const url of this.opts.listenClientUrls) {
       const [host, requested] = splitHostPort(bindAddress(url));
       const port = await server.listen(host, requested, tlsFor(url, this.opts.tls)).catch((e: Error) => {
@@ -294,6 +303,7 @@ export class MergekvServer implements Engine {
     if (this.stopped) return;
     this.stopped = true;
     if (this.quotaTimer) clearInterval(this.quotaTimer);
+    this.autoCompactor?.stop();
     for (const m of this.metricsServers) m.close();
     const server = this.grpcServer;
     if (server) {

@@ -1,7 +1,8 @@
 /*
- * parseServeFlags for the auth token flags: --auth-token is handed to the
- * server as given (checked, with its key files, when the server is made);
- * --auth-token-ttl is whole seconds, as in etcd.
+ * parseServeFlags. --auth-token is handed to the server as given (checked,
+ * with its key files, when the server is made); --auth-token-ttl is whole
+ * seconds, as in etcd. The auto-compaction flags and durations read as
+ * etcd reads them.
  */
 import { parseServeFlags } from "../src/cli";
 import { MergekvServer } from "../src/server";
@@ -20,4 +21,21 @@ test("a bad --auth-token-ttl is refused; a bad --auth-token when the server is m
   }
   const opts = parseServeFlags(["--auth-token", "jwt,sign-method=RS256,priv-key=/no/such/key.pem", "--data-dir", "/no/such/dir"]);
   expect(() => new MergekvServer(opts)).toThrow(/^--auth-token: cannot read priv-key \/no\/such\/key\.pem: ENOENT/);
+});
+
+test("auto-compaction: off by default, as etcd; the mode and retention read as etcd reads them", () => {
+  expect(parseServeFlags([]).autoCompaction).toBeNull();
+  expect(parseServeFlags(["--auto-compaction-retention", "1"]).autoCompaction).toEqual({ mode: "periodic", retention: 3_600_000 });
+  expect(parseServeFlags(["--auto-compaction-retention=30m"]).autoCompaction).toEqual({ mode: "periodic", retention: 1_800_000 });
+  expect(parseServeFlags(["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000"]).autoCompaction).toEqual({ mode: "revision", retention: 1000 });
+  expect(() => parseServeFlags(["--auto-compaction-mode", "hourly"])).toThrow(new MergekvError("InvalidArgument", 'unknown auto-compaction-mode "hourly"'));
+});
+
+test("durations take Go's syntax, as etcd's flags do", () => {
+  expect(parseServeFlags(["--experimental-watch-progress-notify-interval", "1m30s"]).watchProgressNotifyIntervalMs).toBe(90_000);
+  for (const bad of ["0", "-1s", "10", "soon"]) {
+    expect(() => parseServeFlags([`--experimental-watch-progress-notify-interval=${bad}`])).toThrow(
+      new MergekvError("InvalidArgument", `--experimental-watch-progress-notify-interval must be a positive duration such as 10m, 5s or 250ms, got ${JSON.stringify(bad)}`),
+    );
+  }
 });

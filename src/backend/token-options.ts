@@ -17,6 +17,7 @@ import { readFileSync } from "node:fs";
 import { isJwtSignMethod, JWT_SIGN_METHODS, JWT_TTL_MS, JwtSignMethod, JwtTokens } from "./jwt-tokens";
 import { SimpleTokens } from "./simple-tokens";
 import { authTokenOptionError, TokenProvider } from "./token-provider";
+import { parseGoDuration } from "./go-duration";
 
 /** The jwt options etcd 3.4 knows. */
 const JWT_OPTIONS = ["sign-method", "priv-key", "pub-key", "ttl"];
@@ -120,24 +121,4 @@ function publicKeyFrom(file: string): KeyObject {
 /** HS*: the file's bytes, as they are, are the shared secret (as in etcd). */
 function secretKeyFrom(option: string, file: string): KeyObject {
   return createSecretKey(read(option, file));
-}
-
-/** Units of a Go duration, in ms. */
-const GO_DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-const GO_DURATION_TERM = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-
-/** A Go duration ("5m", "1h30m", "1.5s", "300ms", "0") in ms, or undefined if it is not one. */
-export function parseGoDuration(text: string): number | undefined {
-  const sign = text.startsWith("-") ? -1 : 1;
-  const body = text.replace(/^[+-]/, "");
-  if (body === "0") return 0;
-  if (body === "") return undefined;
-  let ms = 0;
-  GO_DURATION_TERM.lastIndex = 0;
-  while (GO_DURATION_TERM.lastIndex < body.length) {
-    const m = GO_DURATION_TERM.exec(body);
-    if (!m) return undefined;
-    ms += Number(m[1]) * GO_DURATION_UNITS_MS[m[2]];
-  }
-  return sign * ms;
 }

@@ -8,7 +8,8 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { JwtTokens } from "../../src/backend/jwt-tokens";
 import { SimpleTokens } from "../../src/backend/simple-tokens";
-import { parseAuthToken, parseGoDuration, tokenProviderFor } from "../../src/backend/token-options";
+import { parseAuthToken, tokenProviderFor } from "../../src/backend/token-options";
+import { parseGoDuration } from "../../src/backend/go-duration";
 import { Clock, invalidArgumentMessage } from "../helpers/auth";
 import { tempDir } from "../helpers/server";
 

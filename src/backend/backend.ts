@@ -301,10 +301,15 @@ export class Backend {
     return n >= this.opts.internalReplication;
   }
 
-  /** etcd Compact: drops history below `rev` everywhere; durable when it resolves. */
+  /**
+   * etcd Compact: drops history below `rev` everywhere; durable when it
+   * resolves. Reads below `rev` fail at once; the histories are trimmed a
+   * slice per turn after (MvccStore.trimSoon).
+   */
   async compact(rev: number): Promise<void> {
     if (rev > this.durableRev) throw new MergekvError("FutureRevision");
-    this.replica.mvcc.compact(rev);
+    this.replica.mvcc.setCompactRev(rev);
+    this.replica.mvcc.trimSoon();
     await this.log.setCompactRev(rev);
     this.opts.broadcast?.({ type: "compact", rev });
   }

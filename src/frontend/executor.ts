@@ -194,7 +194,9 @@ export class Executor {
   }
 
   onCompact(rev: number): void {
-    if (rev > this.mvcc.compactRev) this.mvcc.compact(rev);
+    if (rev <= this.mvcc.compactRev) return;
+    this.mvcc.setCompactRev(rev);
+    this.mvcc.trimSoon();
   }
 
   private nextApplied(): Promise<void> {

@@ -1,6 +1,6 @@
-import { KeyValue, MvccEvent, MvccStore, RANGE_END_ALL, inRange } from "../../src/backend/mvcc";
+import { COMPACTION_TRIM_KEYS_PER_TURN, KeyValue, MvccEvent, MvccStore, RANGE_END_ALL, inRange } from "../../src/backend/mvcc";
 import { KeyString, keyToString } from "../../src/persist/encoding";
-import { Write } from "../../src/persist/records";
+import { RecordReader, Write } from "../../src/persist/records";
 import { MergekvError } from "../../src/errors";
 import { SeededRandom, chooseSeed } from "../helpers/random";
 import { codeOf } from "../helpers/errors";
@@ -131,6 +131,31 @@ describe("compaction", () => {
   });
 });
 
+describe("compaction a slice per turn (trimSoon)", () => {
+  test("reads below fail at once; histories are trimmed COMPACTION_TRIM_KEYS_PER_TURN keys a turn; reads above never change", async () => {
+    const store = new MvccStore();
+    const keys = Array.from({ length: 2.5 * COMPACTION_TRIM_KEYS_PER_TURN }, (_, i) => `k${String(i).padStart(6, "0")}`);
+    store.apply(1, keys.map((k) => put(k, "old")));
+    store.apply(2, keys.map((k) => put(k, "new")));
+    store.apply(3, [put("z", "later")]);
+    const entries = (k: string) => new RecordReader(store.encodeHistory(k)!, k).u32();
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    store.setCompactRev(2);
+    store.trimSoon();
+    expect(codeOf(() => store.checkReadable(1))).toBe("Compacted");
+    const [first, last] = [keys[0], keys[keys.length - 1]];
+    expect([entries(first), entries(last)]).toEqual([2, 2]);
+    await turn();
+    expect([entries(first), entries(keys[COMPACTION_TRIM_KEYS_PER_TURN - 1]), entries(keys[COMPACTION_TRIM_KEYS_PER_TURN]), entries(last)]).toEqual([1, 1, 2, 2]);
+    expect(text(store.get(last, 2))).toBe("new");
+    await turn();
+    await turn();
+    expect([entries(first), entries(last)]).toEqual([1, 1]);
+    expect(store.trim(COMPACTION_TRIM_KEYS_PER_TURN)).toEqual({ touched: 0, done: true });
+    expect([text(store.get(last, 2)), text(store.get("z"))]).toEqual(["new", "later"]);
+  });
+});
+
 describe("history encoding", () => {
   const revisions = [[put("k", "a", 3)], [put("j", "x")], [put("k", "b")], [del("k")], [put("k", "c")], [del("j")]];
 
@@ -252,11 +277,15 @@ describe("MvccStore against a reference model", () => {
           expect(store.apply(model.rev + 1, writes)).toEqual(model.apply(writes));
         } else if (roll < 0.85) {
           const rev = random.below(model.rev + 3);
-          expect(codeOf(() => store.compact(rev))).toBe(model.compact(rev));
+          // At once, or (as the server does) the compact revision now and the histories a few keys at a time.
+          const compact = random.next() < 0.5 ? () => store.compact(rev) : () => store.setCompactRev(rev);
+          expect(codeOf(compact)).toBe(model.compact(rev));
         }
+        store.trim(random.below(3));
         for (let read = 0; read < 3; read++) checkRead(store, model, random);
       }
       expect(store.rev).toBe(model.rev);
+      while (!store.trim(1).done);
       expect([...store.keys()]).toEqual(model.retainedKeys());
     }
   });
@@ -278,7 +307,7 @@ describe("history by revision (eventsBetween, a watch's catch-up)", () => {
     return store;
   }
 
-  test("indexed by revision, from keys' histories, and as the model's events say: the same events, with compactions and restarts", () => {
+  test("indexed by revision, from keys' histories, and as the model's events say: the same events, with compactions (trimmed in steps) and restarts", () => {
     const seed = chooseSeed("mvcc events by revision");
     const random = new SeededRandom(seed);
     for (let run = 0; run < 20; run++) {
@@ -298,11 +327,12 @@ describe("history by revision (eventsBetween, a watch's catch-up)", () => {
         } else if (roll < 0.85 && model.rev > model.compactRev) {
           const rev = model.compactRev + 1 + random.below(model.rev - model.compactRev);
           model.compact(rev);
-          indexed.compact(rev);
+          indexed.setCompactRev(rev); // histories trimmed a few keys per step, below
           plain.compact(rev);
         } else if (roll < 0.9) {
           indexed = restored(indexed);
         }
+        indexed.trim(random.below(3));
         for (let read = 0; read < 3; read++) {
           const start = random.pick(KEYS), end = random.pick(ENDS);
           const from = model.compactRev + random.below(model.rev - model.compactRev + 2);

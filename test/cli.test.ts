@@ -25,9 +25,9 @@ test("a bad --auth-token-ttl is refused; a bad --auth-token when the server is m
 
 test("auto-compaction: off by default, as etcd; the mode and retention read as etcd reads them", () => {
   expect(parseServeFlags([]).autoCompaction).toBeNull();
-  expect(parseServeFlags(["--auto-compaction-retention", "1"]).autoCompaction).toEqual({ mode: "periodic", retention: 3_600_000 });
-  expect(parseServeFlags(["--auto-compaction-retention=30m"]).autoCompaction).toEqual({ mode: "periodic", retention: 1_800_000 });
-  expect(parseServeFlags(["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000"]).autoCompaction).toEqual({ mode: "revision", retention: 1000 });
+  expect(parseServeFlags(["--auto-compaction-retention", "1"]).autoCompaction).toEqual({ mode: "periodic", retentionMs: 3_600_000 });
+  expect(parseServeFlags(["--auto-compaction-retention=30m"]).autoCompaction).toEqual({ mode: "periodic", retentionMs: 1_800_000 });
+  expect(parseServeFlags(["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000"]).autoCompaction).toEqual({ mode: "revision", retentionRevisions: 1000 });
   expect(() => parseServeFlags(["--auto-compaction-mode", "hourly"])).toThrow(new MergekvError("InvalidArgument", 'unknown auto-compaction-mode "hourly"'));
 });
 

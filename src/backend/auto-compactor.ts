@@ -16,11 +16,8 @@ import { parseGoDuration } from "./go-duration";
 
 export type AutoCompactionMode = "periodic" | "revision";
 
-export interface AutoCompaction {
-  mode: AutoCompactionMode;
-  /** Periodic: ms of history kept. Revision: revisions kept. */
-  retention: number;
-}
+/** What auto-compaction keeps: a time's worth of history, or a number of revisions. */
+export type AutoCompaction = { mode: "periodic"; retentionMs: number } | { mode: "revision"; retentionRevisions: number };
 
 /** What the compactor compacts: the server's backend. */
 export interface Compactable {
@@ -50,7 +47,8 @@ export function parseAutoCompaction(mode: string, retention: string): AutoCompac
     const what = mode === "periodic" ? "a duration such as 1h, 30m or 5s, or whole hours" : "a whole number of revisions";
     throw new MergekvError("InvalidArgument", `--auto-compaction-retention must be ${what} in ${mode} mode, got ${JSON.stringify(retention)}`);
   }
-  return n === 0 ? null : { mode, retention: n };
+  if (n === 0) return null;
+  return mode === "periodic" ? { mode, retentionMs: n } : { mode, retentionRevisions: n };
 }
 
 export class AutoCompactor {
@@ -58,6 +56,7 @@ export class AutoCompactor {
   private stopped = false;
   /** Periodic: revisions sampled, oldest first; the first is the one from the retention ago. */
   private samples: number[] = [];
+  /** Periodic: when the last compaction was done, and how long after it the next is due (the retention at first, then min(retention, 1 h)). */
   private lastDoneMs = 0;
   private waitMs = 0;
   /** Revision mode: the last revision compacted to. */
@@ -72,13 +71,14 @@ export class AutoCompactor {
 
   /** Starts the schedule (the first compaction comes one retention or one 5-minute interval from now). */
   start(): void {
-    if (this.setting.mode === "revision") {
-      this.schedule(REVISION_MODE_INTERVAL_MS, () => this.revisionRound());
+    const s = this.setting;
+    if (s.mode === "revision") {
+      this.schedule(REVISION_MODE_INTERVAL_MS, () => this.revisionRound(s.retentionRevisions));
       return;
     }
     this.lastDoneMs = this.now();
-    this.waitMs = this.setting.retention;
-    this.sample();
+    this.waitMs = s.retentionMs;
+    this.sample(s.retentionMs);
   }
 
   stop(): void {
@@ -93,30 +93,25 @@ export class AutoCompactor {
     this.timer.unref();
   }
 
-  private get sampleEveryMs(): number {
-    return Math.min(this.setting.retention, PERIODIC_INTERVAL_MAX_MS) / SAMPLES_PER_INTERVAL;
-  }
-
   /** Periodic: records the revision now (keeping one retention's worth), then checks after one sample interval. */
-  private sample(): void {
+  private sample(retentionMs: number): void {
+    const intervalMs = Math.min(retentionMs, PERIODIC_INTERVAL_MAX_MS);
+    const sampleEveryMs = intervalMs / SAMPLES_PER_INTERVAL;
     this.samples.push(this.target.revision);
-    const kept = Math.floor(this.setting.retention / this.sampleEveryMs) + 1;
-    if (this.samples.length > kept) this.samples.shift();
-    this.schedule(this.sampleEveryMs, () => this.periodicRound());
+    if (this.samples.length > Math.floor(retentionMs / sampleEveryMs) + 1) this.samples.shift();
+    this.schedule(sampleEveryMs, async () => {
+      if (this.now() - this.lastDoneMs >= this.waitMs) {
+        this.waitMs = intervalMs;
+        if (await this.compactTo(this.samples[0])) this.lastDoneMs = this.now();
+      }
+      this.sample(retentionMs);
+    });
   }
 
-  private async periodicRound(): Promise<void> {
-    if (this.now() - this.lastDoneMs >= this.waitMs) {
-      this.waitMs = Math.min(this.setting.retention, PERIODIC_INTERVAL_MAX_MS);
-      if (await this.compactTo(this.samples[0])) this.lastDoneMs = this.now();
-    }
-    this.sample();
-  }
-
-  private async revisionRound(): Promise<void> {
-    const rev = this.target.revision - this.setting.retention;
+  private async revisionRound(retentionRevisions: number): Promise<void> {
+    const rev = this.target.revision - retentionRevisions;
     if (rev > 0 && rev !== this.lastRevision && (await this.compactTo(rev))) this.lastRevision = rev;
-    this.schedule(REVISION_MODE_INTERVAL_MS, () => this.revisionRound());
+    this.schedule(REVISION_MODE_INTERVAL_MS, () => this.revisionRound(retentionRevisions));
   }
 
   /** Compacts; true when done (or already done: Compacted). */

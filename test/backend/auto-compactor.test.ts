@@ -34,11 +34,11 @@ describe("parseAutoCompaction (etcd's flag rules)", () => {
     expect(parseAutoCompaction("periodic", "0")).toBeNull();
     expect(parseAutoCompaction("revision", "0")).toBeNull();
     expect(parseAutoCompaction("periodic", "0s")).toBeNull();
-    expect(parseAutoCompaction("periodic", "1")).toEqual({ mode: "periodic", retention: HOUR });
-    expect(parseAutoCompaction("periodic", "72")).toEqual({ mode: "periodic", retention: 72 * HOUR });
-    expect(parseAutoCompaction("periodic", "1h30m")).toEqual({ mode: "periodic", retention: 1.5 * HOUR });
-    expect(parseAutoCompaction("periodic", "5s")).toEqual({ mode: "periodic", retention: 5_000 });
-    expect(parseAutoCompaction("revision", "1000")).toEqual({ mode: "revision", retention: 1000 });
+    expect(parseAutoCompaction("periodic", "1")).toEqual({ mode: "periodic", retentionMs: HOUR });
+    expect(parseAutoCompaction("periodic", "72")).toEqual({ mode: "periodic", retentionMs: 72 * HOUR });
+    expect(parseAutoCompaction("periodic", "1h30m")).toEqual({ mode: "periodic", retentionMs: 1.5 * HOUR });
+    expect(parseAutoCompaction("periodic", "5s")).toEqual({ mode: "periodic", retentionMs: 5_000 });
+    expect(parseAutoCompaction("revision", "1000")).toEqual({ mode: "revision", retentionRevisions: 1000 });
   });
 
   test("an unknown mode and a bad retention are refused with what was given", () => {
@@ -59,7 +59,7 @@ describe("AutoCompactor", () => {
   test("periodic, 10 s: nothing for the first 10 s, then every 10 s to the oldest sample kept (one retention before the last)", async () => {
     const target = new Target(Date.now(), 100); // 10 revisions a second
     const lines: string[] = [];
-    const c = new AutoCompactor({ mode: "periodic", retention: 10_000 }, target, (l) => lines.push(l));
+    const c = new AutoCompactor({ mode: "periodic", retentionMs: 10_000 }, target, (l) => lines.push(l));
     c.start();
     await jest.advanceTimersByTimeAsync(9_999);
     expect(target.compactions).toEqual([]);
@@ -75,7 +75,7 @@ describe("AutoCompactor", () => {
 
   test("periodic, 3 h: first after 3 h, then every hour, each to the sample of 3 h before the last (every 6 min)", async () => {
     const target = new Target(Date.now(), 1_000);
-    const c = new AutoCompactor({ mode: "periodic", retention: 3 * HOUR }, target, () => undefined);
+    const c = new AutoCompactor({ mode: "periodic", retentionMs: 3 * HOUR }, target, () => undefined);
     c.start();
     await jest.advanceTimersByTimeAsync(5 * HOUR);
     const at = (ms: number) => 1 + ms / 1_000; // the revision at a time
@@ -87,7 +87,7 @@ describe("AutoCompactor", () => {
   test("periodic: a failure is logged and tried again at the next sample; a revision already compacted counts as done", async () => {
     const target = new Target(Date.now(), 100);
     const lines: string[] = [];
-    const c = new AutoCompactor({ mode: "periodic", retention: 10_000 }, target, (l) => lines.push(l));
+    const c = new AutoCompactor({ mode: "periodic", retentionMs: 10_000 }, target, (l) => lines.push(l));
     c.start();
     target.failNext = true;
     await jest.advanceTimersByTimeAsync(10_000);
@@ -105,7 +105,7 @@ describe("AutoCompactor", () => {
 
   test("revision, 1,000: every 5 minutes to the current revision - 1,000, when that is above 0 and moved", async () => {
     const target = new Target(Date.now(), 1_000); // 300 revisions per interval
-    const c = new AutoCompactor({ mode: "revision", retention: 1_000 }, target, () => undefined);
+    const c = new AutoCompactor({ mode: "revision", retentionRevisions: 1_000 }, target, () => undefined);
     c.start();
     await jest.advanceTimersByTimeAsync(3 * REVISION_MODE_INTERVAL_MS); // revision 901 at 15 min: nothing to compact
     expect(target.compactions).toEqual([]);
@@ -117,7 +117,7 @@ describe("AutoCompactor", () => {
   test("revision: a revision that has not moved is not compacted again", async () => {
     const calls: number[] = [];
     const still: Compactable = { revision: 5_000, compact: async (rev) => void calls.push(rev) };
-    const c = new AutoCompactor({ mode: "revision", retention: 1_000 }, still, () => undefined);
+    const c = new AutoCompactor({ mode: "revision", retentionRevisions: 1_000 }, still, () => undefined);
     c.start();
     await jest.advanceTimersByTimeAsync(3 * REVISION_MODE_INTERVAL_MS);
     expect(calls).toEqual([4_000]);

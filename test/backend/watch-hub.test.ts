@@ -470,7 +470,9 @@ describe("randomized", () => {
     const rnd = new SeededRandom(seed);
     const h = new Harness();
     const all: { spec: WatchSpec; start: number; w: Watcher; sink: RandomSink }[] = [];
-    const channels = Array.from({ length: 3 }, () => new RandomChannel(rnd, rnd.pick([0, 0, 0.1, 0.3])));
+    // One stream that never fills, so its cohorts stay in step and take the cohort path whatever the seed
+    // (when all three could fill at random, some seeds never sent to a cohort: 717511108); two that fill at random.
+    const channels = [new RandomChannel(rnd, 0), ...Array.from({ length: 2 }, () => new RandomChannel(rnd, rnd.pick([0, 0.1, 0.3])))];
     for (let step = 0; step < STEPS; step++) {
       const r = rnd.next();
       if (r < 0.4) {

@@ -45,6 +45,8 @@ serve flags:
                                     (sign-method: RS256/384/512, PS256/384/512, ES256/384/512, HS256/384/512)
   --auth-token-ttl SECONDS          a simple token's life past its last use (default 300)
   --quota-backend-bytes N            raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
+  --max-txn-ops N                   operations allowed in each list of a Txn (default 128)
+  --max-request-bytes N             largest write request accepted (default 1572864: 1.5 MiB)
   --auto-compaction-mode MODE       periodic (default) or revision: how --auto-compaction-retention reads
   --auto-compaction-retention R     history kept by auto-compaction: periodic, a duration (1h, 30m) or whole
                                     hours; revision, a number of revisions (default 0: off, as etcd)
@@ -103,6 +105,8 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "auth-token": { type: "string" },
       "auth-token-ttl": { type: "string" },
       "auto-compaction-mode": { type: "string" },
+      "max-txn-ops": { type: "string" },
+      "max-request-bytes": { type: "string" },
       "auto-compaction-retention": { type: "string" },
     },
   });
@@ -134,6 +138,8 @@ export function parseServeFlags(args: string[]): ServerOptions {
     authTokenTtlMs: positiveInt("auth-token-ttl", values["auth-token-ttl"], DEFAULT_OPTIONS.authTokenTtlMs / 1000) * 1000,
     log: (line) => logger.info(line),
     quotaBackendBytes: values["quota-backend-bytes"] === "0" ? DEFAULT_OPTIONS.quotaBackendBytes : positiveInt("quota-backend-bytes", values["quota-backend-bytes"], DEFAULT_OPTIONS.quotaBackendBytes),
+    maxTxnOps: positiveInt("max-txn-ops", values["max-txn-ops"], DEFAULT_OPTIONS.maxTxnOps),
+    maxRequestBytes: positiveInt("max-request-bytes", values["max-request-bytes"], DEFAULT_OPTIONS.maxRequestBytes),
     autoCompaction: parseAutoCompaction(values["auto-compaction-mode"] ?? "periodic", values["auto-compaction-retention"] ?? "0"),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };

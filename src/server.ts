@@ -13,7 +13,8 @@ import { LevelStore } from "./persist/level-store";
 import { Store } from "./persist/store";
 import { loadServices } from "./api/proto";
 import { GrpcServer, TlsFiles } from "./api/grpc-server";
-import { HeaderSource, TRANSPORT_BYTES_MAX } from "./api/rpc";
+import { HeaderSource, REQUEST_BYTES_MAX, transportBytesMax } from "./api/rpc";
+import { TXN_OPS_MAX } from "./frontend/requests";
 import { clusterService, kvService, maintenanceService } from "./api/services";
 import { watchService, WatchEncoder } from "./api/watch-service";
 import { leaseService } from "./api/lease-service";
@@ -52,6 +53,10 @@ export interface ServerOptions {
   authTokenTtlMs: number;
   /** etcd's --auto-compaction-mode and --auto-compaction-retention; null: off (etcd's default). */
   autoCompaction: AutoCompaction | null;
+  /** etcd's --max-txn-ops: operations in each of a Txn's compare, success and failure lists. */
+  maxTxnOps: number;
+  /** etcd's --max-request-bytes: larger writes get "request is too large"; messages past it + 512 KiB, gRPC's error. */
+  maxRequestBytes: number;
   log: (line: string) => void;
 }
 
@@ -77,6 +82,8 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   authToken: "simple",
   authTokenTtlMs: TOKEN_TTL_MS,
   autoCompaction: null,
+  maxTxnOps: TXN_OPS_MAX,
+  maxRequestBytes: REQUEST_BYTES_MAX,
   log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
 };
 
@@ -92,6 +99,8 @@ export interface Engine {
   members: Members;
   auth: AuthStore;
   onInternalError: (e: unknown) => void;
+  /** --max-request-bytes. */
+  readonly requestBytesMax: number;
   compactStorage(): Promise<CompactionReport>;
 }
 
@@ -183,7 +192,9 @@ export class MergekvServer implements Engine {
     if (!Number.isInteger(opts.internalReplication) || opts.internalReplication < 1 || opts.internalReplication > opts.frontends) {
       throw new MergekvError("InvalidArgument", `--internal-replication must be between 1 and --frontends (${opts.frontends}), got ${opts.internalReplication}`);
     }
-    if (!Number.isInteger(opts.snapshotCount) || opts.snapshotCount < 1) throw new MergekvError("InvalidArgument", `--snapshot-count must be a positive integer, got ${opts.snapshotCount}`);
+    for (const [flag, n] of [["snapshot-count", opts.snapshotCount], ["max-txn-ops", opts.maxTxnOps], ["max-request-bytes", opts.maxRequestBytes]] as const) {
+      if (!Number.isSafeInteger(n) || n < 1) throw new MergekvError("InvalidArgument", `--${flag} must be a positive integer, got ${n}`);
+    }
     opts.listenClientUrls.forEach(bindAddress);
     for (const url of opts.listenClientUrls) tlsFor(url, opts.tls); // bad TLS flags fail before anything opens
     this.tokens = tokenProviderFor(opts.authToken, { simpleTtlMs: opts.authTokenTtlMs });
@@ -191,6 +202,7 @@ export class MergekvServer implements Engine {
   }
 
   get name(): string { return this.opts.name; }
+  get requestBytesMax(): number { return this.opts.maxRequestBytes; }
   get clientUrls(): string[] { return this.opts.advertiseClientUrls; }
 
   onInternalError = (e: unknown): void => {
@@ -233,7 +245,7 @@ export class MergekvServer implements Engine {
       clientURLs: this.opts.advertiseClientUrls,
       isLearner: false,
     });
-    this.pool = new FrontendPool(this.opts.frontends, this.backend, onFatal);
+    this.pool = new FrontendPool(this.opts.frontends, this.backend, onFatal, this.opts.maxTxnOps);
     await this.pool.start(this.backend.takeBootstrap());
     log(`recovered revision ${this.backend.revision} (${this.backend.replica.mvcc.size} keys) and started ${this.opts.frontends} frontends in ${Date.now() - started} ms`);
 
@@ -242,7 +254,7 @@ export class MergekvServer implements Engine {
     await this.checkQuota();
 
     const services = loadServices();
-    const server = new GrpcServer({ receiveBytesMax: TRANSPORT_BYTES_MAX });
+    const server = new GrpcServer({ receiveBytesMax: transportBytesMax(this.opts.maxRequestBytes) });
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));

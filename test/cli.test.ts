@@ -39,3 +39,13 @@ test("durations take Go's syntax, as etcd's flags do", () => {
     );
   }
 });
+
+test("--max-txn-ops and --max-request-bytes: etcd's defaults, positive integers only", () => {
+  const defaults = parseServeFlags([]);
+  expect([defaults.maxTxnOps, defaults.maxRequestBytes]).toEqual([128, 1.5 * 1024 * 1024]);
+  const opts = parseServeFlags(["--max-txn-ops", "1024", "--max-request-bytes", "10485760"]);
+  expect([opts.maxTxnOps, opts.maxRequestBytes]).toEqual([1024, 10_485_760]);
+  for (const [flag, bad] of [["max-txn-ops", "0"], ["max-request-bytes", "1.5"], ["max-request-bytes", "1MiB"]]) {
+    expect(() => parseServeFlags([`--${flag}=${bad}`])).toThrow(new MergekvError("InvalidArgument", `--${flag} must be a positive integer, got ${JSON.stringify(bad)}`));
+  }
+});

@@ -13,10 +13,15 @@ import { ROOT_ONLY } from "./permissions";
 
 /** etcd's --max-request-bytes default: larger requests get "request is too large". */
 export const REQUEST_BYTES_MAX = 1.5 * 1024 * 1024;
-/** Go gRPC's receive limit in etcd (request limit + 512 KiB overhead). */
-export const MESSAGE_BYTES_MAX = REQUEST_BYTES_MAX + 512 * 1024;
-/** grpc-js's own receive limit: what is over MESSAGE_BYTES_MAX but under this gets etcd's exact error. */
+/** etcd's gRPC receive limit is the request limit plus this overhead. */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+/** The transport's own receive limit, at least: what is over the message limit but under this gets etcd's exact error. */
 export const TRANSPORT_BYTES_MAX = 64 * 1024 * 1024;
+
+/** What a message may weigh for a given --max-request-bytes (etcd's gRPC MaxRecvMsgSize). */
+export const messageBytesMax = (requestBytesMax: number): number => requestBytesMax + GRPC_OVERHEAD_BYTES;
+/** The transport's receive limit for a given --max-request-bytes (above the message limit, so etcd's error is ours to send). */
+export const transportBytesMax = (requestBytesMax: number): number => Math.max(TRANSPORT_BYTES_MAX, 2 * messageBytesMax(requestBytesMax));
 
 export interface HeaderSource {
   clusterId: string;
@@ -42,6 +47,8 @@ export interface RpcContext {
   headers: HeaderSource;
   auth: AuthStore;
   onInternalError: (e: unknown) => void;
+  /** The server's --max-request-bytes. */
+  readonly requestBytesMax: number;
 }
 
 export interface UnaryOptions {
@@ -60,15 +67,17 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
   const { headers } = ctx;
   const onError = ctx.onInternalError;
   const readOnly = !!opts.readOnly;
+  const requestMax = ctx.requestBytesMax;
+  const messageMax = messageBytesMax(requestMax);
   return (call) => {
     const metrics = metricsOf(call.path);
     const stopTimer = metrics.latency.startTimer();
     const req = call.request as Wire;
     const size = call.requestBytes;
     let work: Promise<Answer>;
-    if (size > MESSAGE_BYTES_MAX) {
-      work = Promise.reject(new MergekvError("MessageTooLarge", `grpc: received message larger than max (${size} vs. ${MESSAGE_BYTES_MAX})`));
-    } else if (size > REQUEST_BYTES_MAX && !readOnly) {
+    if (size > messageMax) {
+      work = Promise.reject(new MergekvError("MessageTooLarge", `grpc: received message larger than max (${size} vs. ${messageMax})`));
+    } else if (size > requestMax && !readOnly) {
       work = Promise.reject(new MergekvError("RequestTooLarge"));
     } else {
       try {

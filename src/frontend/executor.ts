@@ -25,7 +25,7 @@ import { validateRequest } from "./validate";
 import { TxnView } from "./txn-view";
 import { runRequest } from "./operations";
 import { MergekvError } from "../errors";
-import { KvRequest, KvResult, RequestOp, TxnRequest } from "./requests";
+import { KvRequest, KvResult, RequestOp, TxnRequest, TXN_OPS_MAX } from "./requests";
 
 export interface Executed {
   revision: number;
@@ -68,7 +68,8 @@ export class Executor {
   /** Leases that exist, as the backend announced them. */
   private readonly leases: Set<number>;
 
-  constructor(readonly replica: Replica, private readonly send: (e: Envelope, reply?: EarlyReply) => void, private readonly fetch: BucketFetcher, leases: Iterable<number> = []) {
+  /** `txnOpsMax`: the server's --max-txn-ops. */
+  constructor(readonly replica: Replica, private readonly send: (e: Envelope, reply?: EarlyReply) => void, private readonly fetch: BucketFetcher, leases: Iterable<number> = [], private readonly txnOpsMax = TXN_OPS_MAX) {
     this.leases = new Set(leases);
   }
 
@@ -94,7 +95,7 @@ export class Executor {
    * change where it can (see EarlyReply).
    */
   async execute(r: KvRequest, minRev: number, replyTo?: number): Promise<Executed> {
-    validateRequest(r);
+    validateRequest(r, this.txnOpsMax);
     if (r.kind === "range") {
       if (!r.req.serializable) while (this.mvcc.rev < minRev) await this.nextApplied();
       return { revision: this.mvcc.rev, result: runRequest(this.view(), r) };

@@ -23,7 +23,7 @@ export type ResponseItem =
 
 export type ToFrontend =
   /** `acknowledge`: report applied revisions even with no response to carry them (internal replication > 1). */
-  | { type: "init"; index: number; frontends: number; acknowledge: boolean; bootstrap: Bootstrap }
+  | { type: "init"; index: number; frontends: number; acknowledge: boolean; txnOpsMax: number; bootstrap: Bootstrap }
   /**
    * `applied`: entries held back since the last message (see FrontendPool),
    * then `leases`: grants and revocations since the last message; both taken

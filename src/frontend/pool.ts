@@ -16,7 +16,7 @@ import { AppliedEntry } from "../backend/replica";
 import { MergekvError, fromWireError } from "../errors";
 import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
 import { LeaseChange } from "../backend/leases";
-import { KvRequest } from "./requests";
+import { KvRequest, TXN_OPS_MAX } from "./requests";
 import { EarlyReply, Executed } from "./executor";
 
 interface Waiting {
@@ -73,7 +73,8 @@ export class FrontendPool {
   private stopping = false;
   readonly actors: string[] = [];
 
-  constructor(readonly size: number, private readonly backend: Backend, private readonly onFatal: (message: string) => void) {}
+  /** `txnOpsMax`: the server's --max-txn-ops, which the frontends check. */
+  constructor(readonly size: number, private readonly backend: Backend, private readonly onFatal: (message: string) => void, private readonly txnOpsMax = TXN_OPS_MAX) {}
 
   /** Starts every worker from the recovered state; resolves when all are ready. */
   async start(bootstrap: Bootstrap): Promise<void> {
@@ -104,7 +105,7 @@ export class FrontendPool {
         w.on("error", (e: Error) => { reject(e); this.fail(`frontend ${i} crashed: ${e.stack ?? e}`); });
         w.on("exit", (code) => { if (!this.stopping) this.fail(`frontend ${i} exited with code ${code}`); });
       }));
-      this.post(i, { type: "init", index: i, frontends: this.size, acknowledge: this.acknowledging, bootstrap: this.owned(i, bootstrap) });
+      this.post(i, { type: "init", index: i, frontends: this.size, acknowledge: this.acknowledging, txnOpsMax: this.txnOpsMax, bootstrap: this.owned(i, bootstrap) });
     }
     await Promise.all(ready);
   }

@@ -127,5 +127,5 @@ export interface RevokeKeysResult {
   deleted: number;
 }
 
-/** etcd's limit on operations in one Txn (each of compare, success, failure). */
+/** etcd's default limit on operations in one Txn, each of compare, success, failure (--max-txn-ops). */
 export const TXN_OPS_MAX = 128;

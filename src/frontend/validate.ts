@@ -6,12 +6,13 @@ import { MergekvError } from "../errors";
 import { RANGE_END_ALL } from "../backend/mvcc";
 import { DeleteRangeRequest, KvRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TXN_OPS_MAX } from "./requests";
 
-export function validateRequest(r: KvRequest): void {
+/** `txnOpsMax`: the server's --max-txn-ops. */
+export function validateRequest(r: KvRequest, txnOpsMax = TXN_OPS_MAX): void {
   switch (r.kind) {
     case "range": return checkRange(r.req);
     case "put": return checkPut(r.req);
     case "deleteRange": return checkDelete(r.req);
-    case "txn": return checkTxn(r.req);
+    case "txn": return checkTxn(r.req, txnOpsMax);
     case "hashKV": return;
     case "revokeKeys": return;
   }
@@ -32,8 +33,8 @@ function checkDelete(r: DeleteRangeRequest): void {
 }
 
 /** Duplicate keys are checked once, at the top level, after every op is (as etcd's Txn handler). */
-function checkTxn(t: TxnRequest): void {
-  checkTxnOps(t, TXN_OPS_MAX);
+function checkTxn(t: TxnRequest, txnOpsMax: number): void {
+  checkTxnOps(t, txnOpsMax);
   checkIntervals(t.success);
   checkIntervals(t.failure);
 }

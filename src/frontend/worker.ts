@@ -76,7 +76,7 @@ function handle(m: ToFrontend): void {
         if (reply) replies.push(reply);
         envelopes.push(e);
       };
-      executor = new Executor(replica, ship, fetchBuckets, m.bootstrap.leases);
+      executor = new Executor(replica, ship, fetchBuckets, m.bootstrap.leases, m.txnOpsMax);
       acked = replica.rev;
       acknowledge = m.acknowledge;
       post({ type: "ready", actor: replica.actor, rev: replica.rev });

@@ -270,3 +270,30 @@ describe.each(TARGETS)("etcd error table on %s", (name) => {
     });
   });
 });
+
+describe.each(TARGETS)("--max-txn-ops 4 --max-request-bytes 2048 on %s", (name) => {
+  const OPS_MAX = 4;
+  const BYTES_MAX = 2048;
+  const MESSAGE_MAX = BYTES_MAX + 512 * 1024;
+  let c: RawClient;
+  serveSuite(name, (t) => rawClient(t.endpoint), (_, raw) => { c = raw; }, () => ["--max-txn-ops", String(OPS_MAX), "--max-request-bytes", String(BYTES_MAX)]);
+
+  test("a Txn may hold 4 ops in each list, not 5", async () => {
+    expect((await c.call("KV", "Txn", { success: puts(OPS_MAX, "four/"), failure: puts(OPS_MAX, "nope/") })).succeeded).toBe(true);
+    expect(await grpcError(c.call("KV", "Txn", { success: puts(OPS_MAX + 1, "five/") }))).toEqual({ code: INVALID_ARGUMENT, details: TOO_MANY_OPS });
+    expect((await c.call("KV", "Range", { key: b("four/"), range_end: b("four0"), count_only: true })).count).toBe(String(OPS_MAX));
+    expect((await c.call("KV", "Range", { key: b("five/"), range_end: b("five0"), count_only: true })).count).toBe("0");
+  });
+
+  test("a write over 2,048 bytes is too large, one under is stored; a message over 2,048 B + 512 KiB is gRPC's error", async () => {
+    expect(await grpcError(c.call("KV", "Put", { key: b("big"), value: Buffer.alloc(BYTES_MAX + 1, 0x61) }))).toEqual({ code: INVALID_ARGUMENT, details: TOO_LARGE });
+    await c.call("KV", "Put", { key: b("big"), value: Buffer.alloc(BYTES_MAX - 64, 0x62) });
+    expect((await c.call("KV", "Range", { key: b("big") })).kvs[0].value.length).toBe(BYTES_MAX - 64);
+    const valueBytes = MESSAGE_MAX + 10;
+    expect(await grpcError(c.call("KV", "Put", { key: b("big"), value: Buffer.alloc(valueBytes, 0x63) }))).toEqual({
+      code: RESOURCE_EXHAUSTED,
+      details: `grpc: received message larger than max (${putMessageBytes(3, valueBytes)} vs. ${MESSAGE_MAX})`,
+    });
+    expect((await c.call("KV", "Range", { key: b("big") })).kvs[0].value[0]).toBe(0x62);
+  });
+});

@@ -16,7 +16,7 @@ import { AppliedEntry } from "../backend/replica";
 import { MergekvError, fromWireError } from "../errors";
 import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
 import { LeaseChange } from "../backend/leases";
-import { KvRequest, TXN_OPS_MAX } from "./requests";
+import { KvRequest } from "./requests";
 import { EarlyReply, Executed } from "./executor";
 
 interface Waiting {
@@ -74,7 +74,7 @@ export class FrontendPool {
   readonly actors: string[] = [];
 
   /** `txnOpsMax`: the server's --max-txn-ops, which the frontends check. */
-  constructor(readonly size: number, private readonly backend: Backend, private readonly onFatal: (message: string) => void, private readonly txnOpsMax = TXN_OPS_MAX) {}
+  constructor(readonly size: number, private readonly backend: Backend, private readonly onFatal: (message: string) => void, private readonly txnOpsMax: number) {}
 
   /** Starts every worker from the recovered state; resolves when all are ready. */
   async start(bootstrap: Bootstrap): Promise<void> {

@@ -17,6 +17,8 @@ export class LeaseKeeper {
   private timer: NodeJS.Timeout | null = null;
   /** Lease ids whose grant is being made durable (bounded by concurrent LeaseGrant requests). */
   private readonly granting = new Set<number>();
+  /** Recovered keys whose lease is gone (revoked before a crash), deleted by `start`. */
+  private orphans: string[] = [];
 
   constructor(private readonly backend: Backend, private readonly leases: LeaseTable, private readonly log: ChangeLog, private readonly opts: BackendOptions) {}
 
@@ -24,11 +26,13 @@ export class LeaseKeeper {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Recovered leases come back with their keys re-attached; their clocks start in startLeaseExpiry. */
+  /**
+   * Recovered leases come back with their keys re-attached; their clocks
+   * start in `start`. Keys whose lease is gone are deleted there too.
+   */
   restore(leases: [number, number][]): void {
     for (const [id, ttl] of leases) this.leases.add(id, ttl);
-    const orphans = this.leases.track([...this.backend.replica.mvcc.range(RANGE_END_ALL, RANGE_END_ALL)].map((kv) => ({ type: "put" as const, kv })));
-    if (this.opts.expireLeases !== false && orphans.length > 0) void this.backend.deleteAuthored(orphans);
+    this.orphans = this.leases.track([...this.backend.replica.mvcc.range(RANGE_END_ALL, RANGE_END_ALL)].map((kv) => ({ type: "put" as const, kv })));
   }
 
   /**
@@ -40,6 +44,10 @@ export class LeaseKeeper {
   start(): void {
     assert(!this.timer, "lease expiry started once");
     if (this.opts.expireLeases === false) return;
+    // Deleted only now: the deletion is broadcast, and the frontends (started from the
+    // recovered state) must be there to take it (at open, the server had none yet).
+    if (this.orphans.length > 0) void this.backend.deleteAuthored(this.orphans);
+    this.orphans = [];
     this.leases.restartClocks();
     this.timer = setInterval(() => this.expire(), LEASE_CHECK_INTERVAL_MS);
     this.timer.unref();

@@ -382,7 +382,8 @@ export class Backend {
   }
 }
 
-function nextTurn(): Promise<void> {
+/** Resolves in the next event-loop turn, after the I/O and messages waiting now. */
+export function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
 }
 

@@ -6,10 +6,10 @@ import { randomBytes } from "node:crypto";
 import { Backend } from "../../src/backend/backend";
 import { Replica } from "../../src/backend/replica";
 import { ownerOf, bucketOf } from "../../src/backend/buckets";
-import { Executor } from "../../src/frontend/executor";
+import { Executed, Executor } from "../../src/frontend/executor";
 import { MemoryStore } from "../../src/persist/memory-store";
 import { ActorId, KeyString } from "../../src/persist/encoding";
-import { KvRequest, TxnResult } from "../../src/frontend/requests";
+import { DeleteRangeResult, KvRequest, RangeResult, TxnResult } from "../../src/frontend/requests";
 import { deleteRequest, putRequest, rangeRequest, text } from "../helpers/frontend";
 import { INITIAL_REVISION, SNAPSHOT_BATCH_OPS_MAX } from "../../src/persist/changelog";
 import { Store } from "../../src/persist/store";
@@ -26,8 +26,11 @@ interface Running {
   frontends: Executor[];
 }
 
-/** Opens a backend over `store` and starts FRONTENDS executors from its bootstrap. */
-async function start(store: Store): Promise<Running> {
+/**
+ * Opens a backend over `store` and starts FRONTENDS executors from its
+ * bootstrap; `fetched` is told when a frontend's borrow has its documents.
+ */
+async function start(store: Store, fetched?: (frontend: number) => void): Promise<Running> {
   const frontends: Executor[] = [];
   const backend = await Backend.open(store, false, {
     internalReplication: 1,
@@ -45,7 +48,12 @@ async function start(store: Store): Promise<Running> {
     // As in the product: each frontend owns 1/FRONTENDS of the buckets and borrows the rest.
     const replica = new Replica(randomBytes(16).toString("hex") as ActorId, { owns: (b) => ownerOf(b, FRONTENDS) === i });
     replica.bootstrap(bootstrap);
-    frontends.push(new Executor(replica, (e) => backend.submit([e]), async (buckets) => backend.bucketBytes(buckets)));
+    const fetch = async (buckets: number[]) => {
+      const docs = backend.bucketBytes(buckets);
+      fetched?.(i);
+      return docs;
+    };
+    frontends.push(new Executor(replica, (e) => backend.submit([e]), fetch));
   }
   return { backend, frontends };
 }
@@ -175,6 +183,31 @@ test("writes to buckets a frontend does not own borrow them: concurrent multi-bu
   }
   const seen = await Promise.all(frontends.map((f) => read(f, keys[0])));
   expect(new Set(seen).size).toBe(1);
+});
+
+test("a write spanning many foreign buckets loads them over several turns: a put sent while it borrows is not held up", async () => {
+  let putDuringBorrow: Promise<Executed> | undefined;
+  let mine = "mine-0";
+  for (let i = 1; ownerOf(bucketOf(mine), FRONTENDS) !== 0; i++) mine = `mine-${i}`;
+  const { backend, frontends } = await start(store, (frontend) => {
+    if (frontend === 0 && !putDuringBorrow) setImmediate(() => { putDuringBorrow = frontends[0].execute(put(mine, "x"), 0); });
+  });
+  const keys = Array.from({ length: 600 }, (_, i) => `big/${String(i).padStart(4, "0")}`);
+  await Promise.all(keys.map((k) => frontends[ownerOf(bucketOf(k), FRONTENDS)].execute(put(k, "v".repeat(1024)), 0)));
+  const foreign = new Set(keys.map(bucketOf).filter((b) => ownerOf(b, FRONTENDS) !== 0));
+  expect(foreign.size).toBeGreaterThan(250); // enough loads for several BORROW_SLICE_MS slices
+  const deleted = await frontends[0].execute({ kind: "deleteRange", req: deleteRequest("big/", "big0") }, 0);
+  expect((deleted.result as DeleteRangeResult).deleted).toBe(keys.length);
+  const sentLater = await putDuringBorrow!;
+  // Sent after the delete had its documents, and done first: the borrow let it through.
+  expect(sentLater.revision).toBeLessThan(deleted.revision);
+  for (const f of frontends) {
+    expect(await read(f, mine)).toBe("x");
+    const { result } = await f.execute({ kind: "range", req: rangeRequest("big/", { rangeEnd: "big0" }) }, 0);
+    expect((result as RangeResult).count).toBe(0);
+  }
+  await backend.close();
+  expect(backend.replica.buckets.missingDeps()).toBe(0);
 });
 
 describe("concurrent writers of one key (CRDT merges)", () => {

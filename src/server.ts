@@ -247,7 +247,8 @@ export class MergekvServer implements Engine {
     });
     this.pool = new FrontendPool(this.opts.frontends, this.backend, onFatal, this.opts.maxTxnOps);
     await this.pool.start(this.backend.takeBootstrap());
-    log(`recovered revision ${this.backend.revision} (${this.backend.replica.mvcc.size} keys) and started ${this.opts.frontends} frontends in ${Date.now() - started} ms`);
+    const warmUpMs = Math.max(...this.pool.warmUps.map((w) => w.ms));
+    log(`recovered revision ${this.backend.revision} (${this.backend.replica.mvcc.size} keys) and started ${this.opts.frontends} frontends in ${Date.now() - started} ms (warm-up ${warmUpMs.toFixed(0)} ms)`);
 
     this.quotaTimer = setInterval(() => void this.checkQuota(), QUOTA_CHECK_INTERVAL_MS);
     this.quotaTimer.unref();

@@ -274,6 +274,16 @@ export class BucketSet {
     this.stored.set(bucket, bytes);
   }
 
+  /** Frees every loaded document (a scratch set that is done with). */
+  free(): void {
+    for (let b = 0; b < this.docs.length; b++) {
+      this.docs[b]?.free();
+      this.docs[b] = undefined;
+    }
+    this.borrowed.clear();
+    this.touched.clear();
+  }
+
   /** Buckets that hold a document, loaded or not. */
   *present(): Generator<number> {
     for (let b = 0; b < BUCKET_COUNT; b++) if (this.docs[b] || this.stored.has(b)) yield b;

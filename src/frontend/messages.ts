@@ -8,6 +8,7 @@ import { LeaseChange } from "../backend/leases";
 import { Envelope } from "../backend/backend";
 import { KvRequest, KvResult } from "./requests";
 import { EarlyReply } from "./executor";
+import { WarmUpReport } from "./warm-up";
 import { WireError } from "../errors";
 
 export interface RequestItem {
@@ -37,7 +38,7 @@ export type ToFrontend =
   | { type: "stop" };
 
 export type FromFrontend =
-  | { type: "ready"; actor: string; rev: number }
+  | { type: "ready"; actor: string; rev: number; warmUp: WarmUpReport }
   /**
    * `replies`: results of some of these writes, due once they are durable.
    * `awaiting` (here and on responses): the frontend waits for applied

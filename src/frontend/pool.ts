@@ -18,6 +18,7 @@ import { FromFrontend, Outbox, RequestItem, ToFrontend } from "./messages";
 import { LeaseChange } from "../backend/leases";
 import { KvRequest } from "./requests";
 import { EarlyReply, Executed } from "./executor";
+import { WarmUpReport } from "./warm-up";
 
 interface Waiting {
   resolve: (r: Executed) => void;
@@ -72,6 +73,8 @@ export class FrontendPool {
   private nextReader = 0;
   private stopping = false;
   readonly actors: string[] = [];
+  /** Each frontend's warm-up before it was ready (frontend/warm-up.ts). */
+  readonly warmUps: WarmUpReport[] = [];
 
   /** `txnOpsMax`: the server's --max-txn-ops, which the frontends check. */
   constructor(readonly size: number, private readonly backend: Backend, private readonly onFatal: (message: string) => void, private readonly txnOpsMax: number) {}
@@ -98,6 +101,7 @@ export class FrontendPool {
         w.on("message", (m: FromFrontend) => {
           if (m.type === "ready") {
             this.actors[i] = m.actor;
+            this.warmUps[i] = m.warmUp;
             this.frontendOfActor.set(m.actor, i);
             resolve();
           } else this.onMessage(i, m);

@@ -10,6 +10,7 @@ import { Envelope } from "../backend/backend";
 import { ActorId } from "../persist/encoding";
 import { toWireError } from "../errors";
 import { Executor } from "./executor";
+import { warmUp } from "./warm-up";
 import { FromFrontend, Outbox, ResponseItem, ToFrontend } from "./messages";
 import { EarlyReply } from "./executor";
 import { AppliedEntry } from "../backend/replica";
@@ -79,7 +80,10 @@ function handle(m: ToFrontend): void {
       executor = new Executor(replica, ship, fetchBuckets, m.bootstrap.leases, m.txnOpsMax);
       acked = replica.rev;
       acknowledge = m.acknowledge;
-      post({ type: "ready", actor: replica.actor, rev: replica.rev });
+      warmUp().then(
+        (report) => post({ type: "ready", actor: replica.actor, rev: replica.rev, warmUp: report }),
+        (e) => post({ type: "fatal", message: `warm-up failed: ${(e as Error).stack ?? e}` }),
+      );
       return;
     }
     case "requests":

@@ -226,6 +226,55 @@ describe("lazy loading", () => {
   });
 });
 
+describe("others' changes to loaded documents (resident mode)", () => {
+  const nextTurn = () => new Promise((r) => setImmediate(r));
+
+  test("are queued, applied a slice per turn in order, and at once when a document is used", async () => {
+    const keys = keysInDistinctBuckets(1_500);
+    const author = new BucketSet(ACTOR_A);
+    const follower = new BucketSet(ACTOR_B);
+    for (const k of keys) author.put(k, value("first"));
+    follower.applyRemote(author.commit()); // nothing loaded yet: these load the documents
+    expect(follower.queuedRemote).toBe(0);
+    for (const k of keys) author.put(k, value("second"));
+    const second = author.commit();
+    for (const k of keys) author.put(k, value("third"));
+    follower.applyRemote(second);
+    follower.applyRemote(author.commit());
+    expect(follower.queuedRemote).toBe(keys.length); // nothing applied in the call
+    // Used before its turn: the document takes its queue first, in order.
+    expect(read(follower, keys[7])).toBe("third");
+    expect(follower.queuedRemote).toBe(keys.length - 1);
+    follower.put(keys[8], value("local"));
+    const [local] = follower.commit();
+    expect(local.deps).toEqual(author.heads(bucketOf(keys[8]))); // the write depends on both remote changes
+    let turns = 0;
+    while (follower.queuedRemote > 0) {
+      await nextTurn();
+      turns++;
+    }
+    expect(turns).toBeGreaterThan(1); // a slice per turn, not all at once
+    for (const k of keys.slice(9)) expect(read(follower, k)).toBe("third");
+    expect(follower.missingDeps()).toBe(0);
+  });
+
+  test("queued changes survive a snapshot's bytes replacing the document", () => {
+    const [key] = keysInDistinctBuckets(1);
+    const bucket = bucketOf(key);
+    const author = new BucketSet(ACTOR_A);
+    const follower = new BucketSet(ACTOR_B);
+    author.put(key, value("one"));
+    follower.applyRemote(author.commit());
+    const older = author.save(bucket)!;
+    author.put(key, value("two"));
+    follower.applyRemote(author.commit());
+    expect(follower.queuedRemote).toBe(1);
+    follower.load(bucket, older); // bytes from before the queued change
+    expect(follower.queuedRemote).toBe(0);
+    expect(read(follower, key)).toBe("two");
+  });
+});
+
 describe("commits carry their dependencies and hash", () => {
   test("deps are the heads before the change and hash is the change's own, as Automerge decodes them", () => {
     const set = new BucketSet(ACTOR_A);

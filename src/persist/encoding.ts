@@ -31,10 +31,16 @@ export const U64_BYTES = 8;
 const U64_MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 export function encodeU64(n: number): Buffer {
-  assert(Number.isSafeInteger(n) && n >= 0 && n <= U64_MAX_SAFE, `u64 in safe range: ${n}`);
   const b = Buffer.allocUnsafe(U64_BYTES);
-  b.writeBigUInt64BE(BigInt(n));
+  writeU64(b, n, 0);
   return b;
+}
+
+/** Writes `n` big-endian at `offset`, as encodeU64 lays it out (two 32-bit halves: no BigInt on the write path). */
+export function writeU64(b: Buffer, n: number, offset: number): void {
+  assert(Number.isSafeInteger(n) && n >= 0 && n <= U64_MAX_SAFE, `u64 in safe range: ${n}`);
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
+  b.writeUInt32BE(n >>> 0, offset + 4);
 }
 
 export function decodeU64(b: Uint8Array, offset = 0): number {

@@ -9,8 +9,8 @@
  *   | nWrites(4)  { keyLen(4) key kind(1) lease(8) valueLen(4) value }
  */
 import { crc32 } from "node:zlib";
-import { MergekvError } from "../errors";
-import { encodeU64, decodeU64, KeyString, keyToBytes, keyToString } from "./encoding";
+import { MergekvError, assert } from "../errors";
+import { decodeU64, KeyString, keyToString, U64_BYTES, writeU64 } from "./encoding";
 
 export const RECORD_VERSION = 1;
 
@@ -41,13 +41,34 @@ export interface ChangeRecord {
   writes: Write[];
 }
 
+/** Writes into one buffer that doubles as needed (a put's record used to be a dozen small buffers and a concat). */
 class Writer {
-  private parts: Buffer[] = [];
-  u8(n: number) { this.parts.push(Buffer.of(n)); }
-  u32(n: number) { const b = Buffer.allocUnsafe(4); b.writeUInt32BE(n); this.parts.push(b); }
-  u64(n: number) { this.parts.push(encodeU64(n)); }
-  bytes(b: Uint8Array) { this.u32(b.byteLength); this.parts.push(Buffer.from(b.buffer, b.byteOffset, b.byteLength)); }
-  finish(): Buffer { return Buffer.concat(this.parts); }
+  private buf: Buffer;
+  private off: number;
+
+  /** `reserve`: bytes left at the start for the caller (a checksum, see encodeRecord). */
+  constructor(sizeHint = 256, private readonly reserve = 0) {
+    this.buf = Buffer.allocUnsafe(Math.max(sizeHint, reserve + 16));
+    this.off = reserve;
+  }
+
+  private room(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    this.buf.copy(next, 0, 0, this.off);
+    this.buf = next;
+  }
+
+  u8(n: number) { this.room(1); this.buf[this.off++] = n; }
+  u32(n: number) { this.room(4); this.buf.writeUInt32BE(n, this.off); this.off += 4; }
+  u64(n: number) { this.room(U64_BYTES); writeU64(this.buf, n, this.off); this.off += U64_BYTES; }
+  bytes(b: Uint8Array) { this.u32(b.byteLength); this.room(b.byteLength); this.buf.set(b, this.off); this.off += b.byteLength; }
+  /** A key (a binary string, one char per byte) as length and bytes, as `bytes(keyToBytes(key))` writes it. */
+  key(k: string) { this.u32(k.length); this.room(k.length); this.buf.write(k, this.off, k.length, "latin1"); this.off += k.length; }
+  /** The bytes written, reserved start included, in a buffer of their own size. */
+  finish(): Buffer {
+    return this.off === this.buf.length ? this.buf : Buffer.from(this.buf.subarray(0, this.off));
+  }
 }
 
 class Reader {
@@ -64,19 +85,25 @@ class Reader {
 }
 
 export function encodeRecord(r: ChangeRecord): Buffer {
-  const w = new Writer();
+  let size = CRC_BYTES + 1 + U64_BYTES + 4 + 4;
+  for (const c of r.changes) size += 8 + c.bytes.byteLength;
+  for (const x of r.writes) size += 4 + x.key.length + 1 + U64_BYTES + 4 + (x.value?.byteLength ?? 0);
+  const w = new Writer(size, CRC_BYTES);
   w.u8(RECORD_VERSION);
   w.u64(r.rev);
   w.u32(r.changes.length);
   for (const c of r.changes) { w.u32(c.bucket); w.bytes(c.bytes); }
   w.u32(r.writes.length);
   for (const x of r.writes) {
-    w.bytes(keyToBytes(x.key));
+    w.key(x.key);
     w.u8(x.value === null ? 1 : 0);
     w.u64(x.lease);
-    w.bytes(x.value ?? Buffer.alloc(0));
+    w.bytes(x.value ?? EMPTY);
   }
-  return sealBlob(w.finish());
+  const out = w.finish();
+  assert(out.length === size, "a record's size is known before it is written");
+  out.writeUInt32BE(crc32(out.subarray(CRC_BYTES)));
+  return out;
 }
 
 /** Decodes and verifies a record; `what` names it (its Level key) in errors. */
@@ -109,9 +136,12 @@ export function crc32Chained(data: Uint8Array, crc: number): number {
   return data.length === 0 ? crc : crc32(data, crc);
 }
 
-/** A checksummed blob (bucket documents, key histories, metadata). */
+const CRC_BYTES = 4;
+const EMPTY = new Uint8Array(0);
+
+/** A checksummed blob (bucket documents, key histories, metadata); encodeRecord writes the same layout in place. */
 export function sealBlob(body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(4 + body.byteLength);
+  const out = Buffer.allocUnsafe(CRC_BYTES + body.byteLength);
   out.writeUInt32BE(crc32(body));
   out.set(body, 4);
   return out;
@@ -140,7 +170,7 @@ export function packHistories(pairs: Iterable<[KeyString, Uint8Array]>): PackedH
   const w = new Writer();
   let count = 0;
   for (const [key, bytes] of pairs) {
-    w.bytes(keyToBytes(key));
+    w.key(key);
     w.bytes(bytes);
     count++;
   }

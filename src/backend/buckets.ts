@@ -225,7 +225,12 @@ export class BucketSet {
   /** The document a local write goes to; its heads are noted before the change opens. */
   private touch(bucket: number): Handle {
     const d = this.doc(bucket);
-    if (!this.touched.has(bucket)) this.touched.set(bucket, d.getHeads());
+    if (!this.touched.has(bucket)) {
+      this.touched.set(bucket, d.getHeads());
+      // A change over thousands of documents allocates as it goes: without this, the memory grew
+      // 64 KiB at a time until the commit, each growth setting off V8's collector (automerge.ts).
+      growAhead();
+    }
     return d;
   }
 

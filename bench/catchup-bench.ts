@@ -96,8 +96,8 @@ export async function runCatchUp(cfg: BenchConfig, knobs: Issue3Knobs, server: S
   }
 }
 
-/** `keys` keys under the prefix's a/, TXN_OPS_MAX to a Txn. */
-async function fillRange(conns: H2Conn[], keys: number, key: (i: number) => Buffer, value: Buffer): Promise<void> {
+/** `keys` keys named by `key`, TXN_OPS_MAX to a Txn (the bulk-delete phase fills its prefix with it too). */
+export async function fillRange(conns: H2Conn[], keys: number, key: (i: number) => Buffer, value: Buffer): Promise<void> {
   const txn = codec("KV", "Txn");
   let next = 0;
   await Promise.all(Array.from({ length: 8 }, async (_, loop) => {

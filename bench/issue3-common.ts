@@ -201,6 +201,8 @@ export function issue3Knobs() {
     /** The catch-up phase: keys in the watched range, and the revisions (outside it) the watch starts behind. */
     catchUpKeys: knob("BENCH_CATCHUP_KEYS", 100_000, 1, 10_000_000),
     catchUpRevisions: knob("BENCH_CATCHUP_REVISIONS", 50_000, 1, 10_000_000),
+    /** The bulk-delete phase: keys under the prefix one DeleteRange removes. */
+    bulkDeleteKeys: knob("BENCH_BULK_DELETE_KEYS", 9_000, 1, 1_000_000),
     /**
      * Unmeasured load before a phase's first run on each server (its own
      * workload). mergekv is JIT-compiled: under the watch fan-out its V8

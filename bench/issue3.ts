@@ -12,7 +12,8 @@
  * leaves users and roles on the server). The servers
  * are stopped and their directories removed at the end. `auth` runs last (it
  * enables auth, then disables it), then `catchup` (once per server: it fills
- * the servers with its keys and revisions). Prints a table with the issue's targets and writes
+ * the servers with its keys and revisions), then `bulkdelete` (once per
+ * server: a prefix of keys, then one DeleteRange of it while others put). Prints a table with the issue's targets and writes
  * bench/results/issue3-latest.json (BENCH_ISSUE3_RESULTS to change it); the
  * harness's results file is not touched when only these phases run.
  *
@@ -36,9 +37,10 @@ import { runWatch, WatchRun } from "./watch-bench";
 import { runLease, LeaseRun } from "./lease-bench";
 import { runAuth, AuthRun } from "./auth-bench";
 import { runCatchUp, CatchUpRun } from "./catchup-bench";
+import { runBulkDelete, BulkDeleteRun } from "./bulk-delete-bench";
 
-export type Issue3Phase = "watch" | "lease" | "auth" | "catchup";
-const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup"];
+export type Issue3Phase = "watch" | "lease" | "auth" | "catchup" | "bulkdelete";
+const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup", "bulkdelete"];
 const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "issue3-latest.json");
 
 /**
@@ -68,6 +70,7 @@ export interface Issue3Results {
   lease?: LeaseRun[];
   auth?: AuthRun[];
   catchup?: CatchUpRun[];
+  bulkdelete?: BulkDeleteRun[];
   profile?: Partial<Record<Issue3Phase, ThreadProfile[]>>;
   /** Runs done again because steal took more than BENCH_ISSUE3_STEAL_MAX of the machine. */
   discarded: { phase: Issue3Phase; round: number; system: string; stolenCores: number }[];
@@ -132,6 +135,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
       if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)} stolen ${fmt(r.stolenCores, 2)}`, (r) => r.stolenCores);
       if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`, (r) => r.stolenCores);
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
+      if (phase === "bulkdelete") results.bulkdelete = await both("bulkdelete", 1, (s) => runBulkDelete(knobs, s), (r) => `deleted ${r.deleted} keys in ${fmt(r.deleteMs, 1)} ms; probes' put p99 before ${fmt(r.probeBeforeP99Ms, 1)} ms, during: p99 ${fmt(r.probeDuringP99Ms, 1)} max ${fmt(r.probeDuringMaxMs, 1)} ms (${r.probePutsDuring} puts)`);
       if (phase === "catchup") results.catchup = await both("catchup", 1, (s) => runCatchUp(cfg, knobs, s), (r) => `created ${fmt(r.createdMs, 1)} ms, caught up ${fmt(r.caughtUpMs, 1)} ms; writer's put before: p99 ${fmt(r.putBeforeP99Ms, 1)} max ${fmt(r.putBeforeMaxMs, 1)} ms, during: p99 ${fmt(r.putDuringP99Ms, 1)} max ${fmt(r.putDuringMaxMs, 1)} ms (${r.putsDuring} puts)`);
     }
   } finally {
@@ -196,6 +200,9 @@ function verdicts(r: Issue3Results): Verdict[] {
   const ce = r.catchup?.find((c) => c.system === "etcd");
   const cm = r.catchup?.find((c) => c.system === "mergekv");
   if (ce && cm) out.push(v("longest put while a watch catches up (catchup phase)", `${fmt(cm.putDuringMaxMs, 1)} vs ${fmt(ce.putDuringMaxMs, 1)} ms`, null, true));
+  const be = r.bulkdelete?.find((c) => c.system === "etcd");
+  const bm = r.bulkdelete?.find((c) => c.system === "mergekv");
+  if (be && bm) out.push(v(`deleting ${bm.keys} keys at once, and the longest put meanwhile (bulkdelete phase)`, `${fmt(bm.deleteMs)} vs ${fmt(be.deleteMs)} ms; ${fmt(bm.probeDuringMaxMs)} vs ${fmt(be.probeDuringMaxMs)} ms`, null, true));
   return out;
 }
 
@@ -258,6 +265,15 @@ function print(r: Issue3Results): void {
       row("watch created, ms", (x) => x.createdMs), row("caught up (a new put received), ms", (x) => x.caughtUpMs),
       row("writer put p99 before, ms", (x) => x.putBeforeP99Ms), row("writer put max before, ms", (x) => x.putBeforeMaxMs),
       row("writer put p99 during, ms", (x) => x.putDuringP99Ms), row("writer put max during, ms", (x) => x.putDuringMaxMs), row("writer puts during", (x) => x.putsDuring, 0),
+    ]));
+  }
+  if (r.bulkdelete) {
+    const e = r.bulkdelete.find((c) => c.system === "etcd");
+    const m = r.bulkdelete.find((c) => c.system === "mergekv");
+    const row = (name: string, f: (c: BulkDeleteRun) => number, d = 1) => [name, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
+    out.push(`\nBulk delete (one DeleteRange of ${(m ?? e!).keys} keys of 1 KiB, while 8 writers each put their own key, one value at a time):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], [
+      row("delete took, ms", (x) => x.deleteMs), row("probe put p99 before, ms", (x) => x.probeBeforeP99Ms),
+      row("probe put p99 during, ms", (x) => x.probeDuringP99Ms), row("probe put max during, ms", (x) => x.probeDuringMaxMs), row("probe puts during", (x) => x.probePutsDuring, 0),
     ]));
   }
   if (r.profile) {

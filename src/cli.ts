@@ -39,7 +39,7 @@ serve flags:
   --snapshot-count N                change records between snapshots (default ${DEFAULT_OPTIONS.snapshotCount})
   --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
   --repair                          set unreadable records aside instead of refusing to start
-  --listen-metrics-urls URLS        serve /metrics (Prometheus) and /health on these http:// URLs
+  --listen-metrics-urls URLS        serve /metrics (Prometheus), /health and /version on these http:// URLs too (the client URLs always do)
   --log-level LEVEL                 debug, info, warn or error (default info); logs are JSON lines on stderr
   --auth-token TYPE[,OPTIONS]       simple (default) or jwt,sign-method=RS256,priv-key=FILE,pub-key=FILE[,ttl=5m]
                                     (sign-method: RS256/384/512, PS256/384/512, ES256/384/512, HS256/384/512)

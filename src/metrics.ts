@@ -1,13 +1,16 @@
 /**
  * Prometheus metrics (prom-client), recorded in the main thread where the
- * gRPC layer, the backend and persistence run, and served on
- * --listen-metrics-urls with /health, as etcd does.
+ * gRPC layer, the backend and persistence run, and served with /health and
+ * /version on --listen-metrics-urls and on the client URLs, as etcd does.
+ * The process's own metrics keep their standard names
+ * (`process_resident_memory_bytes`, `process_cpu_seconds_total`, ...), as
+ * etcd's do: `etcdctl check datascale` reads the first.
  */
 import * as http from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: "mergekv_process_" });
+collectDefaultMetrics({ register: registry });
 
 export const grpcRequests = new Counter({
   name: "mergekv_grpc_requests_total",
@@ -70,26 +73,55 @@ export function registerGauges(g: Gauges): void {
   gauge("mergekv_leases", "Granted leases", g.leases);
 }
 
-/** Serves /metrics and /health ({"health":"true"} as etcd, false with an alarm or failed persistence). */
-export function serveMetrics(host: string, port: number, healthy: () => { ok: boolean; reason: string }): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    if (req.url === "/metrics") {
-      registry.metrics().then((text) => {
-        res.writeHead(200, { "content-type": registry.contentType });
-        res.end(text);
-      }, (e) => {
-        res.writeHead(500);
-        res.end(String(e));
-      });
-    } else if (req.url === "/health") {
-      const h = healthy();
-      res.writeHead(h.ok ? 200 : 503, { "content-type": "application/json" });
-      res.end(JSON.stringify({ health: String(h.ok), reason: h.reason }));
-    } else {
-      res.writeHead(404);
-      res.end("not found: try /metrics or /health\n");
+/** An answer of the plain-HTTP endpoints, whichever HTTP version asked. */
+export interface HttpAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** Answers a GET of `path`. */
+export type HttpEndpoints = (path: string) => Promise<HttpAnswer>;
+
+/**
+ * etcd's plain-HTTP endpoints: /metrics (Prometheus), /health
+ * ({"health":"true"} as etcd, false with an alarm or failed persistence) and
+ * /version. Served on --listen-metrics-urls and, as etcd does, on every
+ * client URL next to gRPC (`etcdctl check datascale` reads /metrics there;
+ * probes ask /health).
+ */
+export function httpEndpoints(healthy: () => { ok: boolean; reason: string }, version: { server: string; cluster: string }): HttpEndpoints {
+  const json = (status: number, value: unknown): HttpAnswer => ({ status, contentType: "application/json", body: JSON.stringify(value) });
+  return async (path) => {
+    if (path === "/metrics") {
+      try {
+        return { status: 200, contentType: registry.contentType, body: await registry.metrics() };
+      } catch (e) {
+        return { status: 500, contentType: "text/plain; charset=utf-8", body: String(e) };
+      }
     }
-  });
+    if (path === "/health") {
+      const h = healthy();
+      return json(h.ok ? 200 : 503, { health: String(h.ok), reason: h.reason });
+    }
+    if (path === "/version") return json(200, { etcdserver: version.server, etcdcluster: version.cluster });
+    return { status: 404, contentType: "text/plain; charset=utf-8", body: "404 page not found: try /metrics, /health or /version\n" };
+  };
+}
+
+/** The endpoints over HTTP/1.x. */
+export function http1Listener(endpoints: HttpEndpoints): http.RequestListener {
+  return (req, res) => {
+    void endpoints(req.url ?? "/").then((a) => {
+      res.writeHead(a.status, { "content-type": a.contentType });
+      res.end(a.body);
+    });
+  };
+}
+
+/** Serves the endpoints on host:port (--listen-metrics-urls). */
+export function serveMetrics(host: string, port: number, endpoints: HttpEndpoints): Promise<http.Server> {
+  const server = http.createServer(http1Listener(endpoints));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve(server));

@@ -5,7 +5,7 @@
 import * as os from "node:os";
 import * as http from "node:http";
 import { readFileSync } from "node:fs";
-import { registerGauges, serveMetrics } from "./metrics";
+import { HttpEndpoints, httpEndpoints, registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
 import { FoldWorker, mainThreadFolder } from "./backend/fold-worker";
 import { FrontendPool } from "./frontend/pool";
@@ -15,7 +15,7 @@ import { loadServices } from "./api/proto";
 import { GrpcServer, TlsFiles } from "./api/grpc-server";
 import { HeaderSource, REQUEST_BYTES_MAX, transportBytesMax } from "./api/rpc";
 import { TXN_OPS_MAX } from "./frontend/requests";
-import { clusterService, kvService, maintenanceService } from "./api/services";
+import { clusterService, ETCD_API_VERSION, ETCD_CLUSTER_VERSION, kvService, maintenanceService } from "./api/services";
 import { watchService, WatchEncoder } from "./api/watch-service";
 import { leaseService } from "./api/lease-service";
 import { WatchHub } from "./backend/watch-hub";
@@ -255,7 +255,7 @@ export class MergekvServer implements Engine {
     await this.checkQuota();
 
     const services = loadServices();
-    const server = new GrpcServer({ receiveBytesMax: transportBytesMax(this.opts.maxRequestBytes) });
+    const server = new GrpcServer({ receiveBytesMax: transportBytesMax(this.opts.maxRequestBytes), http: this.httpEndpoints() });
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));
@@ -288,12 +288,17 @@ export class MergekvServer implements Engine {
     });
     for (const url of this.opts.listenMetricsUrls) {
       const [host, port] = splitHostPort(bindAddress(url));
-      const server = await serveMetrics(host, port, () => this.health()).catch((e: Error) => {
+      const server = await serveMetrics(host, port, this.httpEndpoints()).catch((e: Error) => {
         throw new MergekvError("Unavailable", `cannot listen on ${url}: ${e.message}`, e);
       });
       this.metricsServers.push(server);
       this.opts.log(`serving /metrics and /health on ${host}:${(server.address() as { port: number }).port}`);
     }
+  }
+
+  /** /metrics, /health and /version (metrics.ts), for the client and metrics URLs. */
+  private httpEndpoints(): HttpEndpoints {
+    return httpEndpoints(() => this.health(), { server: ETCD_API_VERSION, cluster: ETCD_CLUSTER_VERSION });
   }
 
   /** etcd's /health: false while an alarm is raised or persistence has failed. */

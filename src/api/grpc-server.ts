@@ -21,8 +21,11 @@
  *   etcd answers); a content type other than gRPC's: HTTP 415.
  * Responses are never compressed (a server may always answer identity).
  */
+import * as http from "node:http";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { GrpcStatus } from "../errors";
+import { HttpEndpoints, http1Listener } from "../metrics";
 import { MethodDefinition, RESPONSE_HEADERS, ServerCall, StatusError, statusError, statusTrailers } from "./grpc-call";
 import { MessageReader } from "./grpc-reader";
 
@@ -40,6 +43,12 @@ export type ServiceImplementation = Record<string, Handler>;
 export interface ServerOptions {
   /** Largest request message read (bigger ones end the call with RESOURCE_EXHAUSTED). */
   receiveBytesMax: number;
+  /**
+   * Plain GETs (not gRPC) on the same listeners, as etcd answers /health,
+   * /metrics and /version next to gRPC: over HTTP/2, and over HTTP/1.x (told
+   * apart by the connection's first bytes, or over TLS by ALPN).
+   */
+  http?: HttpEndpoints;
 }
 
 /** TLS for a listener (http2.createSecureServer's options). */
@@ -63,10 +72,44 @@ interface Route {
  */
 const HTTP2_OPTIONS: http2.ServerOptions = { maxSessionMemory: Number.MAX_SAFE_INTEGER, maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER };
 
+/** The first bytes of every HTTP/2 connection (RFC 9113, section 3.4); an HTTP/1.x request starts with its method instead. */
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** Enough of it to tell the two apart ("PRI " against "POST", "PUT ", "PATCH"). */
+const SNIFF_BYTES = 4;
+
+/**
+ * Hands a new connection to `http2` or `http1` by its first bytes, which go
+ * back into the socket for the chosen side to read (an HTTP/2 session takes
+ * what the socket has buffered, so the socket stays paused for it).
+ */
+function sniff(socket: net.Socket, toHttp2: (s: net.Socket) => void, toHttp1: (s: net.Socket) => void): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const fail = () => socket.destroy();
+  const onData = (chunk: Buffer) => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const head = seen.subarray(0, SNIFF_BYTES);
+    const maybeHttp2 = head.equals(HTTP2_PREFACE.subarray(0, head.length));
+    if (maybeHttp2 && seen.length < SNIFF_BYTES) return; // too short to tell yet
+    socket.off("data", onData);
+    socket.off("error", fail);
+    socket.pause();
+    socket.unshift(seen);
+    if (maybeHttp2) toHttp2(socket);
+    else {
+      toHttp1(socket);
+      socket.resume();
+    }
+  };
+  socket.on("error", fail);
+  socket.on("data", onData);
+}
+
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
   private readonly services = new Set<string>();
-  private readonly listeners: http2.Http2Server[] = [];
+  private readonly listeners: net.Server[] = [];
+  /** The HTTP/1.x side of cleartext listeners (see listen). */
+  private readonly http1Servers: http.Server[] = [];
   private readonly sessions = new Set<http2.ServerHttp2Session>();
 
   constructor(private readonly opts: ServerOptions) {}
@@ -80,18 +123,30 @@ export class GrpcServer {
     }
   }
 
-  /** Listens on host:port (port 0: any free one), with TLS when given; resolves to the port. */
+  /**
+   * Listens on host:port (port 0: any free one), with TLS when given;
+   * resolves to the port. With `opts.http`, connections that speak HTTP/1.x
+   * go to it too.
+   */
   listen(host: string, port: number, tls?: TlsFiles): Promise<number> {
-    const server = tls
+    const h2 = tls
       ? http2.createSecureServer({ ...HTTP2_OPTIONS, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth })
       : http2.createServer(HTTP2_OPTIONS);
-    server.on("session", (s: http2.ServerHttp2Session) => {
+    h2.on("session", (s: http2.ServerHttp2Session) => {
       this.sessions.add(s);
       s.on("close", () => this.sessions.delete(s));
       s.on("error", () => undefined); // its streams see "close"; nothing else to do
     });
-    server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
-    if (tls) server.on("secureConnection", (socket) => socket.on("error", () => undefined));
+    h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    if (tls) h2.on("secureConnection", (socket) => socket.on("error", () => undefined));
+    let server: net.Server = h2;
+    if (this.opts.http) {
+      const h1 = http.createServer(http1Listener(this.opts.http));
+      this.http1Servers.push(h1);
+      // Over TLS a client that did not ask for h2 by ALPN speaks HTTP/1.x; in clear text, sniff its first bytes.
+      if (tls) h2.on("unknownProtocol", (socket: net.Socket) => h1.emit("connection", socket));
+      else server = net.createServer({ noDelay: true }, (socket) => sniff(socket, (s) => h2.emit("connection", s), (s) => h1.emit("connection", s)));
+    }
     return new Promise((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => {
@@ -108,6 +163,7 @@ export class GrpcServer {
    */
   shutdown(): Promise<void> {
     for (const l of this.listeners) l.close();
+    for (const h of this.http1Servers) h.closeAllConnections();
     const open = [...this.sessions].map((s) => new Promise<void>((resolve) => {
       if (s.closed || s.destroyed) return resolve();
       s.close(resolve);
@@ -118,15 +174,25 @@ export class GrpcServer {
   /** Closes every connection now, whatever is in flight. */
   forceShutdown(): void {
     for (const l of this.listeners) l.close();
+    for (const h of this.http1Servers) h.closeAllConnections();
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
+  }
+
+  private answerHttp(stream: http2.ServerHttp2Stream, path: string, endpoints: HttpEndpoints): void {
+    void endpoints(path).then((a) => {
+      if (stream.closed || stream.destroyed) return;
+      stream.respond({ ":status": a.status, "content-type": a.contentType });
+      stream.end(a.body);
+    });
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on("error", () => undefined); // followed by "close"
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !contentType.startsWith("application/grpc")) {
-      stream.respond({ ":status": 415 }, { endStream: true });
+      if (this.opts.http && headers[":method"] === "GET") this.answerHttp(stream, String(headers[":path"]), this.opts.http);
+      else stream.respond({ ":status": 415 }, { endStream: true });
       return;
     }
     const path = String(headers[":path"]);

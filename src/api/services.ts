@@ -25,6 +25,8 @@ function hasPuts(t: TxnRequest): boolean {
 
 /** The etcd version mergekv answers as (the API level its clients expect). */
 export const ETCD_API_VERSION = "3.4.23";
+/** What etcd 3.4's /version reports as the cluster's version. */
+export const ETCD_CLUSTER_VERSION = "3.4.0";
 
 export function kvService(engine: Engine): ServiceImplementation {
   const h = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, opts);

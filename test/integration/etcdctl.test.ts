@@ -226,3 +226,24 @@ describe.each(SERVERS)("etcdctl on %s", (name) => {
     expect(await ok("get", "foo")).toBe("foo\nbaz\n");
   });
 });
+
+/**
+ * `etcdctl check datascale` writes 10,000 keys of 1 KiB and reads the
+ * server's resident memory from /metrics on the client URL (always over
+ * plain http://, so not against the TLS server, where etcd fails it too).
+ */
+describe.each(TARGETS)("etcdctl check datascale on %s", (name) => {
+  test("passes, reading process_resident_memory_bytes from /metrics on the client port", async () => {
+    const target = await startTarget(name);
+    try {
+      const r = await etcdctlOn(target, ["check", "datascale", "--load", "s"]);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      const used = /PASS: Approximate system memory used : ([\d.]+) MB\./.exec(r.stdout);
+      expect(used).not.toBeNull();
+      expect(Number(used![1])).toBeGreaterThan(0);
+      expect(r.stdout).not.toContain("FAIL");
+    } finally {
+      await target.stop();
+    }
+  }, 120_000);
+});

@@ -5,6 +5,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { Etcd3 } from "etcd3";
 import * as http2 from "node:http2";
+import { http2Get } from "../helpers/http";
+import * as net from "node:net";
 import { startServer, freePort } from "../helpers/server";
 import { framed, services } from "../helpers/grpc";
 
@@ -28,6 +30,43 @@ test("/metrics counts requests and batches; /health answers as etcd; logs are JS
     const lines = server.output().split("\n").filter((l) => l.startsWith("{"));
     expect(lines.length).toBeGreaterThan(2);
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("msg");
+  } finally {
+    client.close();
+    await server.stop();
+  }
+}, 60_000);
+
+test("the client port answers /health, /version and /metrics over HTTP/1.1 and HTTP/2 as etcd's does, next to gRPC", async () => {
+  const server = await startServer();
+  const client = new Etcd3({ hosts: `http://${server.endpoint}` });
+  try {
+    await client.put("k").value("v").exec();
+    const health = await fetch(`http://${server.endpoint}/health`);
+    expect([health.status, await health.json()]).toEqual([200, { health: "true", reason: "" }]);
+    expect(await (await fetch(`http://${server.endpoint}/version`)).json()).toEqual({ etcdserver: "3.4.23", etcdcluster: "3.4.0" });
+    const metrics = await (await fetch(`http://${server.endpoint}/metrics`)).text();
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+$/m); // the standard name etcdctl check datascale reads
+    expect(metrics).toMatch(/mergekv_grpc_requests_total\{method="KV\/Put",code="OK"\} 1/);
+    expect((await fetch(`http://${server.endpoint}/nope`)).status).toBe(404);
+    // HTTP/2 with prior knowledge: a plain GET, and gRPC on the same connection's port as before.
+    const session = http2.connect(`http://${server.endpoint}`);
+    const version = await http2Get(session, "/version");
+    session.close();
+    expect(JSON.parse(version).etcdserver).toBe("3.4.23");
+    expect(await client.get("k").string()).toBe("v");
+    // An HTTP/1.1 request whose first byte alone could begin HTTP/2's preface ("P" of PUT/PRI) waits for more.
+    const raw = net.connect(Number(server.endpoint.split(":")[1]), "127.0.0.1");
+    await new Promise((r) => raw.once("connect", r));
+    raw.write("P");
+    await new Promise((r) => setTimeout(r, 100));
+    raw.write("UT /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const reply = await new Promise<string>((resolve) => {
+      let text = "";
+      raw.on("data", (d) => (text += d));
+      raw.on("end", () => resolve(text));
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(reply).toContain('{"health":"true","reason":""}');
   } finally {
     client.close();
     await server.stop();

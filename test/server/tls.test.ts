@@ -4,6 +4,9 @@
  */
 import * as path from "node:path";
 import { promises as fs } from "node:fs";
+import * as https from "node:https";
+import * as http2 from "node:http2";
+import { http2Get } from "../helpers/http";
 import { Etcd3 } from "etcd3";
 import { freePort, startServer, tempDir } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
@@ -34,6 +37,20 @@ test("https:// with --client-cert-auth: etcdctl and etcd3 with client certificat
     expect(noClientCert.code).not.toBe(0);
     const plain = await run("etcdctl", ["--endpoints", `127.0.0.1:${port}`, "--command-timeout", "3s", "get", "secure"]);
     expect(plain.code).not.toBe(0);
+    // /health and /version on the TLS client port as on etcd's: over HTTP/1.1 (no ALPN h2) and over HTTP/2.
+    const tls = { ca: await fs.readFile(certs.ca), cert: await fs.readFile(certs.clientCert), key: await fs.readFile(certs.clientKey) };
+    const overHttp1 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      https.get({ host: "127.0.0.1", port, path: "/health", ...tls }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      }).on("error", reject);
+    });
+    expect([overHttp1.status, JSON.parse(overHttp1.body)]).toEqual([200, { health: "true", reason: "" }]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, tls);
+    const overHttp2 = await http2Get(session, "/version");
+    session.close();
+    expect(JSON.parse(overHttp2)).toEqual({ etcdserver: "3.4.23", etcdcluster: "3.4.0" });
   } finally {
     await server.stop();
   }

@@ -190,6 +190,9 @@ function verdicts(r: Issue3Results): Verdict[] {
   out.push(we && wm ? v("watch delivery p99 <= etcd's", `${fmt(wm.p99Ms, 2)} vs ${fmt(we.p99Ms, 2)} ms = ${fmt(wm.p99Ms / we.p99Ms, 2)}x`, wOk && wm.p99Ms <= we.p99Ms) : v("watch delivery p99 <= etcd's", "-", null));
   const le = pick(r.lease, "etcd", leaseScore);
   const lm = pick(r.lease, "mergekv", leaseScore);
+  // The load generator does the same work per op on both servers, so the server's CPU over its CPU
+  // compares servers even when the machine's speed moves between runs (docs/benchmarks.md, "Session 12").
+  if (le && lm) out.push(v("lease: server CPU per op over the load generator's", `mergekv ${fmt(lm.serverUsPerOp / lm.loadgenUsPerOp, 2)}, etcd ${fmt(le.serverUsPerOp / le.loadgenUsPerOp, 2)}`, null, true));
   out.push(le && lm ? v("lease ops/s >= etcd", `${fmt(lm.opsPerSec)} vs ${fmt(le.opsPerSec)} = ${fmt(lm.opsPerSec / le.opsPerSec, 2)}x`, lm.errors === 0 && lm.opsPerSec >= le.opsPerSec) : v("lease ops/s >= etcd", "-", null));
   const ae = pick(r.auth, "etcd", authScore);
   const am = pick(r.auth, "mergekv", authScore);
@@ -234,11 +237,12 @@ function print(r: Issue3Results): void {
       row("ack->event p50 ms", (w) => w.p50Ms, 2), row("ack->event p99 ms", (w) => w.p99Ms, 2), row("send->event p50 ms", (w) => w.sendP50Ms, 2), row("send->event p99 ms", (w) => w.sendP99Ms, 2),
       row("events before ack %", (w) => 100 * w.earlyShare, 1), row("missing events", (w) => w.missingEvents), row("server cores", (w) => w.serverCores, 2), row("loadgen cores", (w) => w.loadgenCores, 2), row("other procs cores", (w) => w.otherCores, 2), row("stolen cores (steal)", (w) => w.stolenCores, 2),
       row("server CPU µs per put", (w) => w.serverUsPerPut), row("loadgen CPU µs per put", (w) => w.loadgenUsPerPut),
+      row("server CPU / loadgen CPU, per put", (w) => w.serverUsPerPut / w.loadgenUsPerPut, 2),
     ]));
   }
   const loopRows = (label: string, e?: LoopFigures, m?: LoopFigures) => {
     const row = (name: string, f: (x: LoopFigures) => number, d = 0) => [`${label} ${name}`, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
-    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2), row("server CPU µs/op", (x) => x.serverUsPerOp), row("loadgen CPU µs/op", (x) => x.loadgenUsPerOp)];
+    return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2), row("server CPU µs/op", (x) => x.serverUsPerOp), row("loadgen CPU µs/op", (x) => x.loadgenUsPerOp), row("server CPU / loadgen CPU, per op", (x) => x.serverUsPerOp / x.loadgenUsPerOp, 2)];
   };
   if (r.lease) {
     const e = pick(r.lease, "etcd", leaseScore);

@@ -92,21 +92,18 @@ export type HttpEndpoints = (path: string) => Promise<HttpAnswer>;
  */
 export function httpEndpoints(healthy: () => { ok: boolean; reason: string }, version: { server: string; cluster: string }): HttpEndpoints {
   const json = (status: number, value: unknown): HttpAnswer => ({ status, contentType: "application/json", body: JSON.stringify(value) });
-  return async (path) => {
-    if (path === "/metrics") {
-      try {
-        return { status: 200, contentType: registry.contentType, body: await registry.metrics() };
-      } catch (e) {
-        return { status: 500, contentType: "text/plain; charset=utf-8", body: String(e) };
-      }
-    }
+  const text = (status: number, body: string): HttpAnswer => ({ status, contentType: "text/plain; charset=utf-8", body });
+  const answer = async (path: string): Promise<HttpAnswer> => {
+    if (path === "/metrics") return { status: 200, contentType: registry.contentType, body: await registry.metrics() };
     if (path === "/health") {
       const h = healthy();
       return json(h.ok ? 200 : 503, { health: String(h.ok), reason: h.reason });
     }
     if (path === "/version") return json(200, { etcdserver: version.server, etcdcluster: version.cluster });
-    return { status: 404, contentType: "text/plain; charset=utf-8", body: "404 page not found: try /metrics, /health or /version\n" };
+    return text(404, "404 page not found: try /metrics, /health or /version\n");
   };
+  // Never rejects: its callers only write the answer.
+  return (path) => answer(path).catch((e: unknown) => text(500, String(e)));
 }
 
 /** The endpoints over HTTP/1.x. */

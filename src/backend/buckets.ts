@@ -18,7 +18,7 @@ export const BUCKET_COUNT = 16_384;
 
 const ROOT = "_root";
 
-/** Changes a resident set queues for a not-yet-loaded document before loading it to take them. */
+/** Changes a resident set queues for a document (not loaded yet, or loaded and behind) before it takes them at once. */
 export const COLD_PENDING_MAX = 256;
 /**
  * Longest a resident set applies queued remote changes per event-loop turn.
@@ -275,10 +275,13 @@ export class BucketSet {
       }
       if (this.resident && this.docs[b]) {
         const queued = this.behind.get(b);
-        if (queued) queued.push(...list);
-        else this.behind.set(b, list);
-        this.scheduleApply();
-        continue;
+        // Bounded as a cold document's queue is: past COLD_PENDING_MAX the document takes its queue now.
+        if (!queued || queued.length + list.length <= COLD_PENDING_MAX) {
+          if (queued) queued.push(...list);
+          else this.behind.set(b, list);
+          this.scheduleApply();
+          continue;
+        }
       }
       const d = this.doc(b);
       d.applyChanges(list);

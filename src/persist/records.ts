@@ -143,7 +143,7 @@ const EMPTY = new Uint8Array(0);
 export function sealBlob(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(CRC_BYTES + body.byteLength);
   out.writeUInt32BE(crc32(body));
-  out.set(body, 4);
+  out.set(body, CRC_BYTES);
   return out;
 }
 

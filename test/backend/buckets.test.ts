@@ -258,6 +258,23 @@ describe("others' changes to loaded documents (resident mode)", () => {
     expect(follower.missingDeps()).toBe(0);
   });
 
+  test("a loaded document takes its queue at once when the queue would pass COLD_PENDING_MAX", () => {
+    const [key] = keysInDistinctBuckets(1);
+    const author = new BucketSet(ACTOR_A);
+    const follower = new BucketSet(ACTOR_B);
+    author.put(key, value("0"));
+    follower.applyRemote(author.commit());
+    for (let i = 1; i <= COLD_PENDING_MAX; i++) {
+      author.put(key, value(String(i)));
+      follower.applyRemote(author.commit());
+    }
+    expect(follower.queuedRemote).toBe(1);
+    author.put(key, value("last"));
+    follower.applyRemote(author.commit());
+    expect(follower.queuedRemote).toBe(0);
+    expect(read(follower, key)).toBe("last");
+  });
+
   test("queued changes survive a snapshot's bytes replacing the document", () => {
     const [key] = keysInDistinctBuckets(1);
     const bucket = bucketOf(key);

@@ -39,6 +39,7 @@ serve flags:
   --snapshot-count N                change records between snapshots (default ${DEFAULT_OPTIONS.snapshotCount})
   --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
   --repair                          set unreadable records aside instead of refusing to start
+  --enable-grpc-gateway[=false]     serve the v3 API as JSON over HTTP at /v3/... on the client URLs (default true)
   --listen-metrics-urls URLS        serve /metrics (Prometheus), /health and /version on these http:// URLs too (the client URLs always do)
   --log-level LEVEL                 debug, info, warn or error (default info); logs are JSON lines on stderr
   --auth-token TYPE[,OPTIONS]       simple (default) or jwt,sign-method=RS256,priv-key=FILE,pub-key=FILE[,ttl=5m]
@@ -80,7 +81,32 @@ function positiveInt(flag: string, v: string | undefined, fallback: number): num
   return n;
 }
 
-export function parseServeFlags(args: string[]): ServerOptions {
+/** Flags that are booleans, which Go's flag package (and so etcd) also takes as --flag=true and --flag=false. */
+const BOOLEAN_FLAGS = ["unsafe-no-fsync", "repair", "client-cert-auth", "enable-grpc-gateway"];
+
+/**
+ * Rewrites Go's --flag=true / --flag=false for the boolean flags into what
+ * parseArgs reads (--flag, or nothing); returns the flags set to false.
+ */
+export function goBooleans(args: string[]): { args: string[]; off: Set<string> } {
+  const off = new Set<string>();
+  const out: string[] = [];
+  for (const a of args) {
+    const m = /^--([a-z-]+)=(.*)$/.exec(a);
+    if (!m || !BOOLEAN_FLAGS.includes(m[1])) {
+      out.push(a);
+      continue;
+    }
+    const v = m[2].toLowerCase();
+    if (v === "true" || v === "1" || v === "t") out.push(`--${m[1]}`);
+    else if (v === "false" || v === "0" || v === "f") off.add(m[1]);
+    else throw new MergekvError("InvalidArgument", `--${m[1]} takes true or false, got ${JSON.stringify(m[2])}`);
+  }
+  return { args: out, off };
+}
+
+export function parseServeFlags(argv: string[]): ServerOptions {
+  const { args, off } = goBooleans(argv);
   const { values } = parseArgs({
     args,
     strict: true,
@@ -101,6 +127,7 @@ export function parseServeFlags(args: string[]): ServerOptions {
       "key-file": { type: "string" },
       "trusted-ca-file": { type: "string" },
       "client-cert-auth": { type: "boolean" },
+      "enable-grpc-gateway": { type: "boolean" },
       "log-level": { type: "string" },
       "auth-token": { type: "string" },
       "auth-token-ttl": { type: "string" },
@@ -141,6 +168,7 @@ export function parseServeFlags(args: string[]): ServerOptions {
     maxTxnOps: positiveInt("max-txn-ops", values["max-txn-ops"], DEFAULT_OPTIONS.maxTxnOps),
     maxRequestBytes: positiveInt("max-request-bytes", values["max-request-bytes"], DEFAULT_OPTIONS.maxRequestBytes),
     autoCompaction: parseAutoCompaction(values["auto-compaction-mode"] ?? "periodic", values["auto-compaction-retention"] ?? "0"),
+    enableGrpcGateway: !off.has("enable-grpc-gateway"),
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };
 }

@@ -5,6 +5,7 @@
 import * as os from "node:os";
 import * as http from "node:http";
 import { readFileSync } from "node:fs";
+import { loadGatewayRoutes } from "./api/gateway";
 import { HttpEndpoints, httpEndpoints, registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
 import { FoldWorker, mainThreadFolder } from "./backend/fold-worker";
@@ -57,6 +58,8 @@ export interface ServerOptions {
   maxTxnOps: number;
   /** etcd's --max-request-bytes: larger writes get "request is too large"; messages past it + 512 KiB, gRPC's error. */
   maxRequestBytes: number;
+  /** etcd's --enable-grpc-gateway: the v3 API as JSON over HTTP at /v3/... on the client URLs (api/gateway.ts). */
+  enableGrpcGateway: boolean;
   log: (line: string) => void;
 }
 
@@ -78,6 +81,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   quotaBackendBytes: DEFAULT_QUOTA_BYTES,
   listenMetricsUrls: [],
+  enableGrpcGateway: true,
   tls: { certFile: "", keyFile: "", trustedCaFile: "", clientCertAuth: false },
   authToken: "simple",
   authTokenTtlMs: TOKEN_TTL_MS,
@@ -255,7 +259,11 @@ export class MergekvServer implements Engine {
     await this.checkQuota();
 
     const services = loadServices();
-    const server = new GrpcServer({ receiveBytesMax: transportBytesMax(this.opts.maxRequestBytes), http: this.httpEndpoints() });
+    const server = new GrpcServer({
+      receiveBytesMax: transportBytesMax(this.opts.maxRequestBytes),
+      http: this.httpEndpoints(),
+      gateway: this.opts.enableGrpcGateway ? loadGatewayRoutes() : undefined,
+    });
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));
     server.addService(services.Cluster, clusterService(this));

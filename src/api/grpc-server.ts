@@ -24,10 +24,12 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { Duplex } from "node:stream";
 import { GrpcStatus } from "../errors";
 import { HttpEndpoints, http1Listener } from "../metrics";
 import { MethodDefinition, RESPONSE_HEADERS, ServerCall, StatusError, statusError, statusTrailers } from "./grpc-call";
 import { MessageReader } from "./grpc-reader";
+import { Gateway, GatewayRoute, http1Exchange, http2Exchange } from "./gateway";
 
 export type ServiceDefinition = Record<string, MethodDefinition>;
 
@@ -49,6 +51,8 @@ export interface ServerOptions {
    * apart by the connection's first bytes, or over TLS by ALPN).
    */
   http?: HttpEndpoints;
+  /** etcd's gRPC gateway (JSON over HTTP at /v3/..., see gateway.ts) on the same listeners; none when not given. */
+  gateway?: Map<string, GatewayRoute>;
 }
 
 /** TLS for a listener (http2.createSecureServer's options). */
@@ -111,8 +115,15 @@ export class GrpcServer {
   /** The HTTP/1.x side of cleartext listeners (see listen). */
   private readonly http1Servers: http.Server[] = [];
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly gateway: Gateway | null;
+  /** Serves the in-process connections (connectInProcess); made on first use. */
+  private inProcess: http2.Http2Server | null = null;
 
-  constructor(private readonly opts: ServerOptions) {}
+  constructor(private readonly opts: ServerOptions) {
+    this.gateway = opts.gateway
+      ? new Gateway({ routes: opts.gateway, dial: () => this.connectInProcess(), serves: (p) => this.routes.has(p), bodyBytesMax: opts.receiveBytesMax })
+      : null;
+  }
 
   addService(service: ServiceDefinition, impl: ServiceImplementation): void {
     for (const [name, method] of Object.entries(service)) {
@@ -129,19 +140,11 @@ export class GrpcServer {
    * go to it too.
    */
   listen(host: string, port: number, tls?: TlsFiles): Promise<number> {
-    const h2 = tls
-      ? http2.createSecureServer({ ...HTTP2_OPTIONS, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth })
-      : http2.createServer(HTTP2_OPTIONS);
-    h2.on("session", (s: http2.ServerHttp2Session) => {
-      this.sessions.add(s);
-      s.on("close", () => this.sessions.delete(s));
-      s.on("error", () => undefined); // its streams see "close"; nothing else to do
-    });
-    h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    const h2 = this.http2Server(tls);
     if (tls) h2.on("secureConnection", (socket) => socket.on("error", () => undefined));
     let server: net.Server = h2;
-    if (this.opts.http) {
-      const h1 = http.createServer(http1Listener(this.opts.http));
+    if (this.opts.http || this.gateway) {
+      const h1 = http.createServer((req, res) => this.onHttp1(req, res));
       this.http1Servers.push(h1);
       // Over TLS a client that did not ask for h2 by ALPN speaks HTTP/1.x; in clear text, sniff its first bytes.
       if (tls) h2.on("unknownProtocol", (socket: net.Socket) => h1.emit("connection", socket));
@@ -157,11 +160,45 @@ export class GrpcServer {
     });
   }
 
+  private http2Server(tls?: TlsFiles): http2.Http2Server {
+    const h2 = tls
+      ? http2.createSecureServer({ ...HTTP2_OPTIONS, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth })
+      : http2.createServer(HTTP2_OPTIONS);
+    h2.on("session", (s: http2.ServerHttp2Session) => {
+      this.sessions.add(s);
+      s.on("close", () => this.sessions.delete(s));
+      s.on("error", () => undefined); // its streams see "close"; nothing else to do
+    });
+    h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    return h2;
+  }
+
+  /**
+   * A client session on a connection that never leaves the process, served
+   * like any other (the gateway's gRPC calls go through it).
+   */
+  connectInProcess(): http2.ClientHttp2Session {
+    this.inProcess ??= this.http2Server();
+    const [serverSide, clientSide] = duplexPair();
+    this.inProcess.emit("connection", serverSide);
+    return http2.connect("http://in-process", { createConnection: () => clientSide });
+  }
+
+  private onHttp1(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.gateway && Gateway.handles(req.url ?? "/")) this.gateway.serve(http1Exchange(req, res));
+    else if (this.opts.http) http1Listener(this.opts.http)(req, res);
+    else {
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+      res.end("404 page not found\n");
+    }
+  }
+
   /**
    * Stops accepting connections and asks every connection to finish (GOAWAY:
    * open calls complete, no new ones start); resolves once all have closed.
    */
   shutdown(): Promise<void> {
+    this.gateway?.close();
     for (const l of this.listeners) l.close();
     for (const h of this.http1Servers) h.closeAllConnections();
     const open = [...this.sessions].map((s) => new Promise<void>((resolve) => {
@@ -173,6 +210,7 @@ export class GrpcServer {
 
   /** Closes every connection now, whatever is in flight. */
   forceShutdown(): void {
+    this.gateway?.close();
     for (const l of this.listeners) l.close();
     for (const h of this.http1Servers) h.closeAllConnections();
     for (const s of this.sessions) s.destroy();
@@ -191,7 +229,8 @@ export class GrpcServer {
     stream.on("error", () => undefined); // followed by "close"
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !contentType.startsWith("application/grpc")) {
-      if (this.opts.http && headers[":method"] === "GET") this.answerHttp(stream, String(headers[":path"]), this.opts.http);
+      if (this.gateway && Gateway.handles(String(headers[":path"]))) this.gateway.serve(http2Exchange(stream, headers));
+      else if (this.opts.http && headers[":method"] === "GET") this.answerHttp(stream, String(headers[":path"]), this.opts.http);
       else stream.respond({ ":status": 415 }, { endStream: true });
       return;
     }
@@ -255,4 +294,30 @@ export class GrpcServer {
     const service = path.slice(1, slash);
     return this.services.has(service) ? `unknown method ${path.slice(slash + 1)} for service ${service}` : `unknown service ${service}`;
   }
+}
+
+/**
+ * Two connected in-memory streams: what one writes, the other reads (node 20
+ * has no stream.duplexPair). HTTP/2's flow control bounds what either holds.
+ */
+function duplexPair(): [Duplex, Duplex] {
+  const sides: Duplex[] = [];
+  const side = (other: () => Duplex) => new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      other().push(chunk);
+      done();
+    },
+    final(done) {
+      other().push(null);
+      done();
+    },
+    destroy(error, done) {
+      const o = other();
+      if (!o.destroyed) o.destroy();
+      done(error);
+    },
+  });
+  sides.push(side(() => sides[1]), side(() => sides[0]));
+  return [sides[0], sides[1]];
 }

@@ -6,7 +6,8 @@ import * as protoLoader from "@grpc/proto-loader";
 import * as path from "node:path";
 import { ServiceDefinition } from "./grpc-server";
 
-const PROTO_DIR = path.dirname(require.resolve("etcd3/proto/rpc.proto"));
+/** Where the `etcd3` package keeps etcd's proto files. */
+export const PROTO_DIR = path.dirname(require.resolve("etcd3/proto/rpc.proto"));
 
 /** The options the etcd3 client itself uses: enums as their CamelCase names, int64 as strings. */
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };

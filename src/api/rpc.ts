@@ -58,9 +58,9 @@ export interface UnaryOptions {
   public?: boolean;
 }
 
-/** The token a call carries (etcd clients send it as metadata "token"). */
+/** The token a call carries: etcd clients send it as metadata "token", the gateway as "authorization"; etcd reads either. */
 export function tokenOf(call: ServerCall): string | undefined {
-  return call.metadata("token");
+  return call.metadata("token") ?? call.metadata("authorization");
 }
 
 export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions = {}): Handler {

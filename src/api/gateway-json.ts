@@ -6,6 +6,10 @@
  * way in it is lenient as etcd is: proto names or lowerCamelCase, integers
  * as numbers or strings, enums by name or number, unknown fields ignored.
  *
+ * Enum values go by etcd's names (NOT_EQUAL, DELETE): the `etcd3` package's
+ * proto files, which we load, spell them in CamelCase (NotEqual, Delete),
+ * and etcd's upper snake case follows from that spelling (`etcdEnumName`).
+ *
  * Pure functions over protobufjs reflection; `gateway.ts` moves the bytes.
  */
 import * as protobuf from "protobufjs";
@@ -98,10 +102,17 @@ function integerFromJson(value: Json, path: string, type: string, max: bigint): 
   return n;
 }
 
+/** etcd's name for an enum value the etcd3 package spells in CamelCase: NotEqual -> NOT_EQUAL, Readwrite -> READWRITE. */
+export function etcdEnumName(camel: string): string {
+  return camel.replace(/(?<=.)([A-Z])/g, "_$1").toUpperCase();
+}
+
 function enumFromJson(e: protobuf.Enum, value: Json, path: string): number {
   if (typeof value === "number" && Number.isInteger(value)) return value; // numbers pass, known or not, as in etcd
-  if (typeof value === "string" && Object.prototype.hasOwnProperty.call(e.values, value)) return e.values[value];
-  throw invalid(`${path}: unknown value ${describe(value)} for enum ${e.name} (one of ${Object.keys(e.values).join(", ")})`);
+  const names = Object.keys(e.values);
+  const known = typeof value === "string" ? names.find((n) => etcdEnumName(n) === value) : undefined;
+  if (known !== undefined) return e.values[known];
+  throw invalid(`${path}: unknown value ${describe(value)} for enum ${e.name} (one of ${names.map(etcdEnumName).join(", ")})`);
 }
 
 /** Standard or URL-safe base64, padded or not; a bad character is named by its offset, as Go's decoder does. */
@@ -141,7 +152,10 @@ export function messageToJson(type: protobuf.Type, message: protobuf.Message | R
 function valueToJson(field: protobuf.Field, value: unknown): Json {
   const resolved = field.resolve().resolvedType;
   if (resolved instanceof protobuf.Type) return messageToJson(resolved, value as protobuf.Message);
-  if (resolved instanceof protobuf.Enum) return resolved.valuesById[value as number] ?? (value as number);
+  if (resolved instanceof protobuf.Enum) {
+    const name = resolved.valuesById[value as number];
+    return name === undefined ? (value as number) : etcdEnumName(name);
+  }
   const t = field.type;
   if (INT64_TYPES.has(t)) return String(value); // a Long, or a number below 2^53
   if (t === "bytes") return Buffer.from(value as Uint8Array).toString("base64");

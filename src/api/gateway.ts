@@ -14,8 +14,11 @@
  *   `{"error","message","code"}` with the HTTP status its table gives.
  * - Streams (Watch, LeaseKeepAlive, Snapshot) read the body as a series of
  *   JSON requests and answer a line `{"result": ...}` per response, ending
- *   with `{"error": {...}}` if the call fails. The call stays open after the
- *   body ends, as etcd's watch does, until the client goes away.
+ *   with `{"error": {...}}` if the call fails. The body's end is the
+ *   client's half-close: a watch goes on until the client goes away, a
+ *   keep-alive stream ends, as over gRPC. Unlike etcd's Go server (whose
+ *   HTTP/1.1 reads no more of a body once it answers), requests may keep
+ *   coming after the first answer.
  * - The token travels in the `Authorization` header (etcd reads it as the
  *   `authorization` metadata); `Grpc-Metadata-*` headers pass as metadata.
  */
@@ -224,11 +227,11 @@ export class Gateway {
         call.fail(statusOf(e));
       }
     });
+    // The body's end is the client's half-close, as etcd's gateway forwards it: a watch stays open,
+    // a keep-alive stream ends (each as its gRPC method does).
     ex.body.on("end", () => {
       if (splitter.partial) call.fail({ code: GrpcStatus.InvalidArgument, message: "request stream: the body ended inside a JSON value" });
-      // A watch or keep-alive stays open once the body ends (etcd keeps it until the client goes); a
-      // one-request stream (Snapshot) has had its request.
-      else if (!route.requestStream) call.finishSending();
+      else call.finishSending();
     });
   }
 

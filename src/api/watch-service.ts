@@ -262,7 +262,8 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
           call.fail(toStatus(e));
         }
       });
-      call.on("end", () => call.end());
+      // A client that has sent its last request still gets events: as etcd (its recvLoop returns on
+      // EOF without ending the stream), the watches live until the client cancels or goes away.
       call.on("close", closeAll);
     },
   };

@@ -90,6 +90,8 @@ export function framed(message: Buffer, compressed = false): Buffer {
 /** One raw Watch bidi stream: requests go out as written, responses queue up in arrival order. */
 export interface RawWatchStream {
   send(req: Msg): void;
+  /** Says the client has sent its last request (gRPC's half-close). */
+  halfClose(): void;
   /** The next response; rejects after `timeoutMs` or if the stream ends first. */
   next(timeoutMs?: number): Promise<Msg>;
   /** Responses that arrived and were not taken yet. */
@@ -123,6 +125,7 @@ export function watchStream(endpoint: string, metadata = new grpc.Metadata()): R
     pause: () => call.pause(),
     resume: () => call.resume(),
     send: (req) => call.write(req),
+    halfClose: () => call.end(),
     async next(timeoutMs = WATCH_RESPONSE_WAIT_MS) {
       const deadline = Date.now() + timeoutMs;
       while (pending.length === 0) {

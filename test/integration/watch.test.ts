@@ -122,6 +122,16 @@ describe.each(TARGETS)("watch on %s", (name) => {
     expect(await s.next()).toMatchObject({ watch_id: "1", created: true });
   });
 
+  test("after the client's half-close the watches go on streaming (etcd's recvLoop ends on EOF, the stream does not)", async () => {
+    const s = stream();
+    s.send({ create_request: { key: b("half/"), range_end: b("half0") } });
+    expect(await s.next()).toMatchObject({ created: true });
+    s.halfClose();
+    const r = await put("half/a", "1");
+    expect(flat(await responses(s, 1))).toEqual([["Put", "half/a", r]]);
+    expect(s.status()).toBeNull();
+  });
+
   test("a Txn's events come in one response, in the Txn's order", async () => {
     const s = stream();
     s.send({ create_request: { key: b("tx/"), range_end: b("tx0") } });

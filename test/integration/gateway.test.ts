@@ -1,0 +1,161 @@
+/**
+ * etcd's gRPC gateway (the v3 API as JSON over HTTP at /v3/...) against
+ * mergekv and, as the reference, a real etcd 3.4: the same requests, the same
+ * answers (header ids aside), the same HTTP statuses and error bodies.
+ */
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
+import { b64, gatewayPost, gatewayStream } from "../helpers/gateway";
+
+/** The header every answer carries: ids as strings; a revision as a string. */
+/** A Txn's inner responses carry only the revision in their header, on etcd as here. */
+const INNER_HEADER = { revision: expect.stringMatching(/^\d+$/) };
+const HEADER = { cluster_id: expect.stringMatching(/^\d+$/), member_id: expect.stringMatching(/^\d+$/), revision: expect.stringMatching(/^\d+$/), raft_term: expect.stringMatching(/^\d+$/) };
+
+describe.each(TARGETS)("gRPC gateway on %s", (name) => {
+  let target: Target;
+  const post = (path: string, body: unknown, headers?: Record<string, string>) => gatewayPost(target.endpoint, path, body, headers);
+  const ok = async (path: string, body: unknown, headers?: Record<string, string>) => {
+    const a = await post(path, body, headers);
+    expect({ status: a.status, text: a.text }).toEqual({ status: 200, text: expect.any(String) });
+    expect(a.headers["content-type"]).toBe("application/json");
+    return a.json;
+  };
+  const revision = async () => Number((await ok("/v3/kv/range", { key: b64("\0") })).header.revision);
+
+  serveSuite(name, () => ({ close: () => undefined }), (t) => { target = t; });
+
+  test("put, range and deleterange: int64 as strings, bytes as base64, zero values left out", async () => {
+    const put = await ok("/v3/kv/put", { key: b64("gw/a"), value: b64("1") });
+    expect(put).toEqual({ header: HEADER });
+    const rev = Number(put.header.revision);
+    const again = await ok("/v3/kv/put", { key: b64("gw/a"), value: b64("2"), prev_kv: true });
+    expect(again).toEqual({ header: { ...HEADER, revision: String(rev + 1) }, prev_kv: { key: b64("gw/a"), create_revision: String(rev), mod_revision: String(rev), version: "1", value: b64("1") } });
+    // lowerCamelCase names are read too; an unknown field is ignored; null leaves a field unset
+    await ok("/v3/kv/put", { key: b64("gw/b"), value: b64("3"), ignoredField: 1, lease: null });
+    const range = await ok("/v3/kv/range", { key: b64("gw/"), rangeEnd: b64("gw0"), sort_order: "DESCEND", sort_target: "KEY" });
+    expect(range.kvs.map((kv: { key: string }) => Buffer.from(kv.key, "base64").toString())).toEqual(["gw/b", "gw/a"]);
+    expect(range.kvs[1]).toEqual({ key: b64("gw/a"), create_revision: String(rev), mod_revision: String(rev + 1), version: "2", value: b64("2") });
+    expect(range.count).toBe("2");
+    expect(range.more).toBeUndefined();
+    const limited = await ok("/v3/kv/range", { key: b64("gw/"), range_end: b64("gw0"), limit: 1, keys_only: true });
+    expect(limited).toEqual({ header: HEADER, kvs: [{ key: b64("gw/a"), create_revision: String(rev), mod_revision: String(rev + 1), version: "2" }], more: true, count: "2" });
+    expect(await ok("/v3/kv/range", { key: b64("gw/none") })).toEqual({ header: HEADER });
+    expect(await ok("/v3/kv/range", { key: b64("gw/"), range_end: b64("gw0"), countOnly: true })).toEqual({ header: HEADER, count: "2" });
+    const del = await ok("/v3/kv/deleterange", { key: b64("gw/b"), prev_kv: true });
+    expect(del).toEqual({ header: HEADER, deleted: "1", prev_kvs: [expect.objectContaining({ key: b64("gw/b"), value: b64("3") })] });
+    // /v3beta/ is read as /v3/
+    expect((await ok("/v3beta/kv/range", { key: b64("gw/a") })).count).toBe("1");
+  });
+
+  test("txn: compares by enum name, oneof requests and responses by their field names", async () => {
+    await ok("/v3/kv/put", { key: b64("gw/t"), value: b64("v1") });
+    const txn = (value: string) => ok("/v3/kv/txn", {
+      compare: [{ key: b64("gw/t"), target: "VALUE", result: "EQUAL", value: b64(value) }],
+      success: [{ request_put: { key: b64("gw/t"), value: b64("v2") } }, { request_range: { key: b64("gw/t") } }],
+      failure: [{ request_delete_range: { key: b64("gw/t") } }],
+    });
+    const won = await txn("v1");
+    expect(won.succeeded).toBe(true);
+    expect(won.responses).toEqual([{ response_put: { header: INNER_HEADER } }, { response_range: { header: INNER_HEADER, kvs: [expect.objectContaining({ value: b64("v2"), version: "2" })], count: "1" } }]);
+    const lost = await txn("v1");
+    expect(lost.succeeded).toBeUndefined(); // false is a zero value
+    expect(lost.responses).toEqual([{ response_delete_range: { header: INNER_HEADER, deleted: "1" } }]);
+  });
+
+  test("errors: the gRPC code and message in grpc-gateway's body, with its HTTP status", async () => {
+    const empty = await post("/v3/kv/put", { key: "", value: b64("x") });
+    expect([empty.status, empty.json]).toEqual([400, { error: "etcdserver: key is not provided", message: "etcdserver: key is not provided", code: 3 }]);
+    const future = await post("/v3/kv/range", { key: b64("k"), revision: (await revision()) + 100 });
+    expect([future.status, future.json]).toEqual([400, { error: "etcdserver: mvcc: required revision is a future revision", message: "etcdserver: mvcc: required revision is a future revision", code: 11 }]);
+    const noBody = await post("/v3/kv/range", "");
+    expect([noBody.status, noBody.json.code, noBody.json.message]).toEqual([400, 3, "etcdserver: key is not provided"]);
+    const badJson = await post("/v3/kv/put", '{"key":"Zm9v",');
+    expect([badJson.status, badJson.json.code]).toEqual([400, 3]);
+    const badBase64 = await post("/v3/kv/put", { key: "not base64!" });
+    expect([badBase64.status, badBase64.json.code]).toEqual([400, 3]);
+    expect(badBase64.json.message).toContain("illegal base64 data at input byte 3");
+    const badInt = await post("/v3/kv/range", { key: b64("k"), revision: "abc" });
+    expect([badInt.status, badInt.json.code]).toEqual([400, 3]);
+    const unknown = await post("/v3/kv/nothing", {});
+    expect([unknown.status, unknown.text]).toEqual([404, "Not Found\n"]);
+    const get = await gatewayPost(target.endpoint, "/v3/kv/range", undefined, {}, "GET");
+    expect([get.status, get.text]).toEqual([405, "Method Not Allowed\n"]);
+    expect((await ok("/v3/kv/range", { key: b64("gw/a") })).count).toBe("1"); // still serving
+  });
+
+  test("compaction, and compacting again: code 11 on HTTP 400", async () => {
+    const rev = await revision();
+    expect(await ok("/v3/kv/compaction", { revision: rev })).toEqual({ header: HEADER });
+    const again = await post("/v3/kv/compaction", { revision: rev });
+    expect([again.status, again.json]).toEqual([400, { error: "etcdserver: mvcc: required revision has been compacted", message: "etcdserver: mvcc: required revision has been compacted", code: 11 }]);
+  });
+
+  test("leases: grant, duplicate id (HTTP 412), time to live with keys, list, keep-alive stream, revoke", async () => {
+    expect(await ok("/v3/lease/grant", { TTL: 30, ID: 4343 })).toEqual({ header: HEADER, ID: "4343", TTL: "30" });
+    const dup = await post("/v3/lease/grant", { TTL: 30, ID: "4343" });
+    expect([dup.status, dup.json]).toEqual([412, { error: "etcdserver: lease already exists", message: "etcdserver: lease already exists", code: 9 }]);
+    await ok("/v3/kv/put", { key: b64("gw/leased"), value: b64("x"), lease: "4343" });
+    const ttl = await ok("/v3/kv/lease/timetolive", { ID: 4343, keys: true });
+    expect(ttl).toEqual({ header: HEADER, ID: "4343", TTL: expect.stringMatching(/^(29|30)$/), grantedTTL: "30", keys: [b64("gw/leased")] });
+    expect((await ok("/v3/lease/leases", {})).leases).toEqual(expect.arrayContaining([{ ID: "4343" }]));
+
+    // Both requests, then the body's end (the client's half-close): two answers, then the stream ends, as over gRPC.
+    const keepAlive = gatewayStream(target.endpoint, "/v3/lease/keepalive", [{ ID: "4343" }, { ID: 999 }], { endBody: true });
+    try {
+      expect(await keepAlive.next()).toEqual({ result: { header: HEADER, ID: "4343", TTL: "30" } });
+      expect(await keepAlive.next()).toEqual({ result: { header: HEADER, ID: "999" } }); // TTL 0: unknown
+      expect(await keepAlive.status()).toBe(200);
+      await expect(keepAlive.next()).rejects.toThrow("stream ended");
+    } finally {
+      keepAlive.close();
+    }
+    expect(await ok("/v3/kv/lease/revoke", { ID: "4343" })).toEqual({ header: HEADER });
+    expect(await ok("/v3/kv/range", { key: b64("gw/leased") })).toEqual({ header: HEADER });
+    expect(await ok("/v3/lease/timetolive", { ID: 4343 })).toEqual({ header: HEADER, ID: "4343", TTL: "-1" });
+  });
+
+  test("watch: a line per response, events with prev_kv, still streaming after the body ends", async () => {
+    const watch = gatewayStream(target.endpoint, "/v3/watch", [{ create_request: { key: b64("gw/w"), prev_kv: true } }], { endBody: true });
+    try {
+      expect(await watch.next()).toEqual({ result: { header: HEADER, created: true } }); // watch id 0 is a zero value
+      const put = await ok("/v3/kv/put", { key: b64("gw/w"), value: b64("1") });
+      const rev = put.header.revision;
+      await ok("/v3/kv/deleterange", { key: b64("gw/w") });
+      const kv = { key: b64("gw/w"), create_revision: rev, mod_revision: rev, version: "1", value: b64("1") };
+      const events = [];
+      while (events.length < 2) events.push(...(await watch.next()).result.events);
+      expect(events).toEqual([{ kv }, { type: "DELETE", kv: { key: b64("gw/w"), mod_revision: String(Number(rev) + 1) }, prev_kv: kv }]);
+    } finally {
+      watch.close();
+    }
+    expect((await ok("/v3/kv/range", { key: b64("gw/a") })).count).toBe("1"); // the closed stream left the server serving
+  });
+
+  test("maintenance status and member list", async () => {
+    const status = await ok("/v3/maintenance/status", {});
+    expect(status).toMatchObject({ header: HEADER, version: expect.stringMatching(/^3\.4\./), dbSize: expect.stringMatching(/^\d+$/) });
+    const members = await ok("/v3/cluster/member/list", {});
+    expect(members.members).toEqual([expect.objectContaining({ name: "default", clientURLs: [`http://${target.endpoint}`] })]);
+  });
+
+  test("auth: the token from /v3/auth/authenticate goes in the Authorization header", async () => {
+    await ok("/v3/auth/user/add", { name: "root", password: "rootpw" });
+    await ok("/v3/auth/user/grant", { user: "root", role: "root" });
+    await ok("/v3/auth/enable", {});
+    try {
+      const anonymous = await post("/v3/kv/range", { key: b64("gw/a") });
+      expect([anonymous.status, anonymous.json]).toEqual([400, { error: "etcdserver: user name is empty", message: "etcdserver: user name is empty", code: 3 }]);
+      const wrong = await post("/v3/auth/authenticate", { name: "root", password: "nope" });
+      expect([wrong.status, wrong.json.code, wrong.json.message]).toEqual([400, 3, "etcdserver: authentication failed, invalid user ID or password"]);
+      const { token } = await ok("/v3/auth/authenticate", { name: "root", password: "rootpw" });
+      expect(typeof token).toBe("string");
+      expect((await ok("/v3/kv/range", { key: b64("gw/a") }, { authorization: token })).count).toBe("1");
+      await ok("/v3/auth/disable", {}, { authorization: token });
+    } finally {
+      // leave the server as found even if an assertion failed (the token may be the one that failed)
+      const again = await post("/v3/auth/authenticate", { name: "root", password: "rootpw" });
+      if (again.status === 200) await post("/v3/auth/disable", {}, { authorization: again.json.token });
+    }
+    expect((await ok("/v3/kv/range", { key: b64("gw/a") })).count).toBe("1");
+  });
+});

@@ -85,28 +85,28 @@ function positiveInt(flag: string, v: string | undefined, fallback: number): num
 const BOOLEAN_FLAGS = ["unsafe-no-fsync", "repair", "client-cert-auth", "enable-grpc-gateway"];
 
 /**
- * Rewrites Go's --flag=true / --flag=false for the boolean flags into what
- * parseArgs reads (--flag, or nothing); returns the flags set to false.
+ * Takes the boolean flags out of `args` as Go reads them: `--flag` and
+ * `--flag=true` set, `--flag=false` clears, the last one given wins.
  */
-export function goBooleans(args: string[]): { args: string[]; off: Set<string> } {
-  const off = new Set<string>();
-  const out: string[] = [];
+export function takeBooleans(args: string[]): { rest: string[]; booleans: Map<string, boolean> } {
+  const booleans = new Map<string, boolean>();
+  const rest: string[] = [];
   for (const a of args) {
-    const m = /^--([a-z-]+)=(.*)$/.exec(a);
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m || !BOOLEAN_FLAGS.includes(m[1])) {
-      out.push(a);
+      rest.push(a);
       continue;
     }
-    const v = m[2].toLowerCase();
-    if (v === "true" || v === "1" || v === "t") out.push(`--${m[1]}`);
-    else if (v === "false" || v === "0" || v === "f") off.add(m[1]);
+    const v = (m[2] ?? "true").toLowerCase();
+    if (v === "true" || v === "1" || v === "t") booleans.set(m[1], true);
+    else if (v === "false" || v === "0" || v === "f") booleans.set(m[1], false);
     else throw new MergekvError("InvalidArgument", `--${m[1]} takes true or false, got ${JSON.stringify(m[2])}`);
   }
-  return { args: out, off };
+  return { rest, booleans };
 }
 
 export function parseServeFlags(argv: string[]): ServerOptions {
-  const { args, off } = goBooleans(argv);
+  const { rest: args, booleans } = takeBooleans(argv);
   const { values } = parseArgs({
     args,
     strict: true,
@@ -118,16 +118,12 @@ export function parseServeFlags(argv: string[]): ServerOptions {
       frontends: { type: "string" },
       "internal-replication": { type: "string" },
       "snapshot-count": { type: "string" },
-      "unsafe-no-fsync": { type: "boolean" },
-      repair: { type: "boolean" },
       "experimental-watch-progress-notify-interval": { type: "string" },
       "quota-backend-bytes": { type: "string" },
       "listen-metrics-urls": { type: "string" },
       "cert-file": { type: "string" },
       "key-file": { type: "string" },
       "trusted-ca-file": { type: "string" },
-      "client-cert-auth": { type: "boolean" },
-      "enable-grpc-gateway": { type: "boolean" },
       "log-level": { type: "string" },
       "auth-token": { type: "string" },
       "auth-token-ttl": { type: "string" },
@@ -152,14 +148,14 @@ export function parseServeFlags(argv: string[]): ServerOptions {
     frontends,
     internalReplication: positiveInt("internal-replication", values["internal-replication"], DEFAULT_OPTIONS.internalReplication),
     snapshotCount: positiveInt("snapshot-count", values["snapshot-count"], DEFAULT_OPTIONS.snapshotCount),
-    unsafeNoFsync: values["unsafe-no-fsync"] ?? false,
-    repair: values.repair ?? false,
+    unsafeNoFsync: booleans.get("unsafe-no-fsync") ?? false,
+    repair: booleans.get("repair") ?? false,
     listenMetricsUrls: urls(values["listen-metrics-urls"]) ?? [],
     tls: {
       certFile: values["cert-file"] ?? "",
       keyFile: values["key-file"] ?? "",
       trustedCaFile: values["trusted-ca-file"] ?? "",
-      clientCertAuth: values["client-cert-auth"] ?? false,
+      clientCertAuth: booleans.get("client-cert-auth") ?? false,
     },
     authToken: values["auth-token"] ?? DEFAULT_OPTIONS.authToken,
     authTokenTtlMs: positiveInt("auth-token-ttl", values["auth-token-ttl"], DEFAULT_OPTIONS.authTokenTtlMs / 1000) * 1000,
@@ -168,7 +164,7 @@ export function parseServeFlags(argv: string[]): ServerOptions {
     maxTxnOps: positiveInt("max-txn-ops", values["max-txn-ops"], DEFAULT_OPTIONS.maxTxnOps),
     maxRequestBytes: positiveInt("max-request-bytes", values["max-request-bytes"], DEFAULT_OPTIONS.maxRequestBytes),
     autoCompaction: parseAutoCompaction(values["auto-compaction-mode"] ?? "periodic", values["auto-compaction-retention"] ?? "0"),
-    enableGrpcGateway: !off.has("enable-grpc-gateway"),
+    enableGrpcGateway: booleans.get("enable-grpc-gateway") ?? true,
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };
 }

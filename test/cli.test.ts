@@ -49,3 +49,13 @@ test("--max-txn-ops and --max-request-bytes: etcd's defaults, positive integers 
     expect(() => parseServeFlags([`--${flag}=${bad}`])).toThrow(new MergekvError("InvalidArgument", `--${flag} must be a positive integer, got ${JSON.stringify(bad)}`));
   }
 });
+
+test("boolean flags as Go reads them: --flag, --flag=true, --flag=false, the last one winning", () => {
+  const defaults = parseServeFlags([]);
+  expect([defaults.enableGrpcGateway, defaults.unsafeNoFsync, defaults.repair, defaults.tls.clientCertAuth]).toEqual([true, false, false, false]);
+  expect(parseServeFlags(["--enable-grpc-gateway=false"]).enableGrpcGateway).toBe(false);
+  expect(parseServeFlags(["--enable-grpc-gateway=false", "--enable-grpc-gateway"]).enableGrpcGateway).toBe(true);
+  expect(parseServeFlags(["--client-cert-auth=true", "--repair"]).tls.clientCertAuth).toBe(true);
+  expect(parseServeFlags(["--unsafe-no-fsync", "--unsafe-no-fsync=0"]).unsafeNoFsync).toBe(false);
+  expect(() => parseServeFlags(["--repair=maybe"])).toThrow(new MergekvError("InvalidArgument", '--repair takes true or false, got "maybe"'));
+});

@@ -143,8 +143,11 @@ export function messageToJson(type: protobuf.Type, message: protobuf.Message | R
       if (list.length > 0) out[field.name] = list.map((v) => valueToJson(field, v));
       continue;
     }
-    if (!(field.resolve().resolvedType instanceof protobuf.Type) && isZero(value)) continue; // messages are written when set, even if empty
-    out[field.name] = valueToJson(field, value);
+    const resolved = field.resolve().resolvedType;
+    if (resolved instanceof protobuf.Enum && value === 0) continue;
+    const json = valueToJson(field, value);
+    if (!(resolved instanceof protobuf.Type) && isZero(json)) continue; // messages are written when set, even if empty
+    out[field.name] = json;
   }
   return out;
 }
@@ -162,11 +165,9 @@ function valueToJson(field: protobuf.Field, value: unknown): Json {
   return value as Json;
 }
 
-/** Whether a singular scalar holds its type's zero value (not written: grpc-gateway's EmitDefaults is off). */
-function isZero(value: unknown): boolean {
-  if (typeof value === "object" && value !== null && "low" in value && "high" in value) return (value as { low: number; high: number }).low === 0 && (value as { high: number }).high === 0; // a Long
-  if (value instanceof Uint8Array) return value.length === 0;
-  return value === 0 || value === "" || value === false;
+/** Whether a scalar, as written, is its type's zero value (left out: grpc-gateway's EmitDefaults is off). */
+function isZero(json: Json): boolean {
+  return json === 0 || json === "0" || json === "" || json === false;
 }
 
 /** One line of a streamed answer: `{"result": message}`. */

@@ -10,3 +10,17 @@ export function http2Get(session: http2.ClientHttp2Session, path: string): Promi
     req.on("error", reject);
   });
 }
+
+/** A POST over an HTTP/2 session (not gRPC: a plain content type); resolves with the status and body. */
+export function http2Post(session: http2.ClientHttp2Session, path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/json" });
+    let status = 0;
+    let text = "";
+    req.on("response", (h) => (status = Number(h[":status"])));
+    req.on("data", (d) => (text += d));
+    req.on("end", () => resolve({ status, body: text }));
+    req.on("error", reject);
+    req.end(body);
+  });
+}

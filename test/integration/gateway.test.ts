@@ -3,8 +3,16 @@
  * mergekv and, as the reference, a real etcd 3.4: the same requests, the same
  * answers (header ids aside), the same HTTP statuses and error bodies.
  */
+import * as http2 from "node:http2";
+import * as path from "node:path";
+import { promises as fs } from "node:fs";
 import { serveSuite, Target, TARGETS } from "../helpers/targets";
 import { b64, gatewayPost, gatewayStream } from "../helpers/gateway";
+import { http2Post } from "../helpers/http";
+import { RunningServer, startServer, tempDir } from "../helpers/server";
+import { run } from "../helpers/etcdctl";
+
+const CLI = path.join(__dirname, "..", "..", "bin", "mergekv.js");
 
 /** The header every answer carries: ids as strings; a revision as a string. */
 /** A Txn's inner responses carry only the revision in their header, on etcd as here. */
@@ -158,4 +166,83 @@ describe.each(TARGETS)("gRPC gateway on %s", (name) => {
     }
     expect((await ok("/v3/kv/range", { key: b64("gw/a") })).count).toBe("1");
   });
+});
+
+describe("gRPC gateway, mergekv's own", () => {
+  let server: RunningServer;
+  beforeAll(async () => { server = await startServer(); });
+  afterAll(async () => { await server.stop(); });
+
+  test("requests keep coming on a stream after its first answer (etcd's HTTP/1.1 server reads none then)", async () => {
+    const watch = gatewayStream(server.endpoint, "/v3/watch", [{ create_request: { key: b64("own/w") } }], { endBody: false });
+    try {
+      expect(await watch.next()).toEqual({ result: { header: HEADER, created: true } });
+      watch.send({ create_request: { key: b64("own/v"), watch_id: 7 } });
+      expect(await watch.next()).toEqual({ result: { header: HEADER, watch_id: "7", created: true } });
+      watch.send({ cancel_request: { watch_id: "7" } });
+      expect(await watch.next()).toEqual({ result: { header: HEADER, watch_id: "7", canceled: true } });
+    } finally {
+      watch.close();
+    }
+  });
+
+  test("a bad request on a stream ends it with grpc-gateway's error line, naming the fault", async () => {
+    const watch = gatewayStream(server.endpoint, "/v3/watch", [{ create_request: { key: b64("own/w") } }], { endBody: false });
+    try {
+      expect((await watch.next()).result.created).toBe(true);
+      watch.send({ create_request: { key: "not base64!" } });
+      expect(await watch.next()).toEqual({ error: { grpc_code: 3, http_code: 400, message: "WatchRequest.create_request.key: illegal base64 data at input byte 3", http_status: "Bad Request" } });
+      await expect(watch.next()).rejects.toThrow("stream ended");
+    } finally {
+      watch.close();
+    }
+    // before any answer, the error sets the HTTP status
+    const early = gatewayStream(server.endpoint, "/v3/lease/keepalive", [{ ID: "x" }], { endBody: true });
+    expect(await early.next()).toEqual({ error: { grpc_code: 3, http_code: 400, message: 'LeaseKeepAliveRequest.ID: expected an integer (int64), got "x"', http_status: "Bad Request" } });
+    expect(await early.status()).toBe(400);
+  });
+
+  test("snapshot streams the database in base64 chunks; it restores to the same keys", async () => {
+    await gatewayPost(server.endpoint, "/v3/kv/put", { key: b64("own/snap"), value: b64("kept") });
+    const snap = gatewayStream(server.endpoint, "/v3/maintenance/snapshot", [{}], { endBody: true });
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const line = await snap.next().catch((e: Error) => e);
+      if (line instanceof Error) break;
+      chunks.push(Buffer.from(line.result.blob ?? "", "base64"));
+    }
+    expect(await snap.status()).toBe(200);
+    const file = path.join(await tempDir(), "gw.snapshot");
+    await fs.writeFile(file, Buffer.concat(chunks));
+    const restored = path.join(await tempDir(), "restored");
+    const res = await run(process.execPath, [CLI, "snapshot", "restore", file, "--data-dir", restored]);
+    expect(res.code).toBe(0);
+    const again = await startServer({ dataDir: restored });
+    try {
+      expect((await gatewayPost(again.endpoint, "/v3/kv/range", { key: b64("own/snap") })).json.kvs[0].value).toBe(b64("kept"));
+    } finally {
+      await again.stop();
+    }
+  });
+
+  test("over HTTP/2 in clear text: a non-gRPC content type on a /v3/ path is the gateway's", async () => {
+    const session = http2.connect(`http://${server.endpoint}`);
+    try {
+      const a = await http2Post(session, "/v3/kv/range", JSON.stringify({ key: b64("own/snap") }));
+      expect([a.status, JSON.parse(a.body).count]).toEqual([200, "1"]);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+test("--enable-grpc-gateway=false: /v3/ paths are not found; /health still answers", async () => {
+  const server = await startServer({ args: ["--enable-grpc-gateway=false"] });
+  try {
+    const a = await gatewayPost(server.endpoint, "/v3/kv/range", { key: b64("k") });
+    expect(a.status).toBe(404);
+    expect((await gatewayPost(server.endpoint, "/health", undefined, {}, "GET")).json).toEqual({ health: "true", reason: "" });
+  } finally {
+    await server.stop();
+  }
 });

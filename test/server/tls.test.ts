@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { promises as fs } from "node:fs";
 import * as https from "node:https";
 import * as http2 from "node:http2";
-import { http2Get } from "../helpers/http";
+import { http2Get, http2Post } from "../helpers/http";
 import { Etcd3 } from "etcd3";
 import { freePort, startServer, tempDir } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
@@ -49,8 +49,22 @@ test("https:// with --client-cert-auth: etcdctl and etcd3 with client certificat
     expect([overHttp1.status, JSON.parse(overHttp1.body)]).toEqual([200, { health: "true", reason: "" }]);
     const session = http2.connect(`https://127.0.0.1:${port}`, tls);
     const overHttp2 = await http2Get(session, "/version");
-    session.close();
     expect(JSON.parse(overHttp2)).toEqual({ etcdserver: "3.4.23", etcdcluster: "3.4.0" });
+    // The gRPC gateway on the TLS client port, over HTTP/2 and over HTTP/1.1.
+    const rangeBody = JSON.stringify({ key: Buffer.from("secure").toString("base64") });
+    const gatewayH2 = await http2Post(session, "/v3/kv/range", rangeBody);
+    session.close();
+    expect([gatewayH2.status, JSON.parse(gatewayH2.body).kvs[0].value]).toEqual([200, Buffer.from("yes").toString("base64")]);
+    const gatewayH1 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = https.request({ host: "127.0.0.1", port, path: "/v3/kv/range", method: "POST", ...tls }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end(rangeBody);
+    });
+    expect([gatewayH1.status, JSON.parse(gatewayH1.body).count]).toEqual([200, "1"]);
   } finally {
     await server.stop();
   }

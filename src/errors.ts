@@ -5,6 +5,11 @@
 
 /** Stable codes: callers match on these, never on message text. */
 export type ErrorCode =
+  | "ElectionNotLeader"
+  | "ElectionNoLeader"
+  | "MissingLeaderKey"
+  | "LostDeleteWatch"
+  | "Untranslated"
   | "KeyNotProvided"
   | "KeyNotFound"
   | "ValueProvided"
@@ -79,6 +84,13 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   AuthNotEnabled: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: authentication is not enabled" },
   AuthFailed: { status: GrpcStatus.InvalidArgument, message: "etcdserver: authentication failed, invalid user ID or password" },
   InvalidAuthToken: { status: GrpcStatus.Unauthenticated, message: "etcdserver: invalid auth token" },
+  // etcd 3.4's v3election and v3lock send their recipes' errors untranslated, with code Unknown (2).
+  ElectionNotLeader: { status: GrpcStatus.Unknown, message: "election: not leader" },
+  ElectionNoLeader: { status: GrpcStatus.Unknown, message: "election: no leader" },
+  MissingLeaderKey: { status: GrpcStatus.Unknown, message: '"leader" field must be provided' },
+  LostDeleteWatch: { status: GrpcStatus.Unknown, message: "lost watcher waiting for delete" },
+  // What their inner KV calls fail with reaches the caller as it does from etcd's in-process client: its message, code Unknown.
+  Untranslated: { status: GrpcStatus.Unknown, message: "" },
   // etcd 3.4 sends this one untranslated, with code Unknown (2).
   AuthVerifyOnly: { status: GrpcStatus.Unknown, message: "auth: token signing attempted with verify-only key" },
   PermissionDenied: { status: GrpcStatus.PermissionDenied, message: "etcdserver: permission denied" },

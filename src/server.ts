@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as http from "node:http";
 import { readFileSync } from "node:fs";
 import { loadGatewayRoutes } from "./api/gateway";
+import { electionService, lockService } from "./api/concurrency-service";
 import { HttpEndpoints, httpEndpoints, registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
 import { FoldWorker, mainThreadFolder } from "./backend/fold-worker";
@@ -270,6 +271,8 @@ export class MergekvServer implements Engine {
     server.addService(services.Watch, watchService(this, this.watches, services.Watch.Watch.responseSerialize as unknown as WatchEncoder, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
     server.addService(services.Lease, leaseService(this, this.stopping.signal));
     server.addService(services.Auth, authService(this));
+    server.addService(services.Lock, lockService(this, this.watches));
+    server.addService(services.Election, electionService(this, this.watches));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     if (this.opts.autoCompaction) {
       this.autoCompactor = new AutoCompactor(this.opts.autoCompaction, backend, log);

@@ -24,17 +24,16 @@
  */
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import * as path from "node:path";
 import * as protobuf from "protobufjs";
 import { Readable } from "node:stream";
 import { GrpcStatus } from "../errors";
 import { CallStatus, FRAME_PREFIX_BYTES, StatusError, statusError } from "./grpc-call";
 import { MessageReader } from "./grpc-reader";
 import { JsonStreamSplitter, errorChunk, messageFromJson, messageToJson, parseJson, resultChunk } from "./gateway-json";
-import { PROTO_DIR } from "./proto";
+import { etcdRoot } from "./proto";
 
 /** The services etcd 3.4 registers on its gateway. */
-const GATEWAY_SERVICES = ["KV", "Watch", "Lease", "Cluster", "Maintenance", "Auth"];
+const GATEWAY_SERVICES = ["KV", "Watch", "Lease", "Cluster", "Maintenance", "Auth"].map((s) => `etcdserverpb.${s}`).concat("v3lockpb.Lock", "v3electionpb.Election");
 /** Paths under these prefixes are the gateway's (etcd reads /v3beta/ as /v3/). */
 const V3 = "/v3/";
 const V3_BETA = "/v3beta/";
@@ -49,15 +48,13 @@ export interface GatewayRoute {
 
 /** HTTP path -> the gRPC method it calls, from the proto files' google.api.http options. */
 export function loadGatewayRoutes(): Map<string, GatewayRoute> {
-  const root = new protobuf.Root();
-  root.loadSync(path.join(PROTO_DIR, "rpc.proto"), { keepCase: true });
-  root.resolveAll();
+  const root = etcdRoot();
   const routes = new Map<string, GatewayRoute>();
   for (const name of GATEWAY_SERVICES) {
-    const service = root.lookupService(`etcdserverpb.${name}`);
+    const service = root.lookupService(name);
     for (const method of service.methodsArray) {
       const route: GatewayRoute = {
-        grpcPath: `/etcdserverpb.${name}/${method.name}`,
+        grpcPath: `/${name}/${method.name}`,
         requestType: method.resolvedRequestType!,
         responseType: method.resolvedResponseType!,
         requestStream: !!method.requestStream,

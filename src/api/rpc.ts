@@ -40,7 +40,8 @@ export interface Caller {
   user: string | undefined;
 }
 
-export type UnaryHandler = (req: Wire, caller: Caller) => Promise<Answer>;
+/** `call`: for the few handlers that must know when the caller goes away (see `whenClosed`). */
+export type UnaryHandler = (req: Wire, caller: Caller, call: ServerCall) => Promise<Answer>;
 
 /** What every RPC wrapper needs from the server. */
 export interface RpcContext {
@@ -82,7 +83,7 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
     } else {
       try {
         const caller = { user: opts.public ? undefined : ctx.auth.identify(tokenOf(call)) };
-        work = handle(req, caller);
+        work = handle(req, caller, call);
       } catch (e) {
         work = Promise.reject(e);
       }
@@ -106,9 +107,9 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
 
 /** A unary call only root may make once auth is on (maintenance, cluster changes, auth management). */
 export function rootUnary(ctx: RpcContext, handle: UnaryHandler): Handler {
-  return unary(ctx, async (req, caller) => {
+  return unary(ctx, async (req, caller, call) => {
     ctx.auth.authorize(caller.user, ROOT_ONLY);
-    return handle(req, caller);
+    return handle(req, caller, call);
   });
 }
 
@@ -146,6 +147,14 @@ function longId(id: string): Long {
   let l = longIds.get(id);
   if (!l) longIds.set(id, (l = Long.fromString(id, true)));
   return l;
+}
+
+/** Aborts when the call is over for any reason (answered, canceled by the client, past its deadline, connection lost). */
+export function whenClosed(call: ServerCall): AbortSignal {
+  const ac = new AbortController();
+  if (call.closed) ac.abort();
+  else call.once("close", () => ac.abort());
+  return ac.signal;
 }
 
 export function header(h: HeaderSource, revision: number): Wire {

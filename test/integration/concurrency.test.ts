@@ -1,0 +1,129 @@
+/**
+ * etcd's Lock and Election services (v3lockpb, v3electionpb: what jetcd's
+ * lock and election clients call) against mergekv and a real etcd 3.4:
+ * the same calls, the same keys, revisions, waits and errors.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { etcdRoot } from "../../src/api/proto";
+import { serveSuite, Target, TARGETS } from "../helpers/targets";
+import { b, grpcError, Msg, rawClient, RawClient } from "../helpers/grpc";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const UNKNOWN = 2;
+/** How long a call that must be waiting is given to (wrongly) finish. */
+const STILL_WAITING_MS = 400;
+const CALL_MS = 20_000;
+
+let pkg: any;
+function stubs(endpoint: string): { lock: any; election: any; close(): void } {
+  pkg ??= grpc.loadPackageDefinition(protoLoader.fromJSON(etcdRoot().toJSON(), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }));
+  const creds = grpc.credentials.createInsecure();
+  const lock = new pkg.v3lockpb.Lock(endpoint, creds);
+  const election = new pkg.v3electionpb.Election(endpoint, creds);
+  return { lock, election, close: () => { lock.close(); election.close(); } };
+}
+
+function call(client: any, method: string, req: Msg, deadlineMs = CALL_MS): Promise<Msg> {
+  return new Promise((resolve, reject) => client[method](req, { deadline: Date.now() + deadlineMs }, (e: Error | null, r: Msg) => (e ? reject(e) : resolve(r))));
+}
+
+/** Resolves "waiting" if `p` has not settled within STILL_WAITING_MS. */
+async function stillWaiting(p: Promise<unknown>): Promise<string> {
+  return Promise.race([p.then(() => "done", () => "failed"), new Promise<string>((r) => setTimeout(() => r("waiting"), STILL_WAITING_MS))]);
+}
+
+const hex = (id: string) => BigInt(id).toString(16);
+
+describe.each(TARGETS)("lock and election services on %s", (name) => {
+  let target: Target;
+  let c: RawClient;
+  let s: ReturnType<typeof stubs>;
+  const grant = async (id: string) => (await c.call("Lease", "LeaseGrant", { ID: id, TTL: "60" })).ID as string;
+  const keysUnder = async (prefix: string) => (await c.call("KV", "Range", { key: b(prefix), range_end: b(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)) })).kvs.map((kv: Msg) => kv.key.toString());
+
+  serveSuite(name, (t) => rawClient(t.endpoint), (t, raw) => {
+    target = t;
+    c = raw;
+    s = stubs(t.endpoint);
+  });
+  afterAll(() => s?.close());
+
+  test("lock: the key is name/<lease in hex>; a second holder waits until the first unlocks", async () => {
+    const a = await grant("1001");
+    const bLease = await grant("1002");
+    const first = await call(s.lock, "Lock", { name: b("lk"), lease: a });
+    expect(first.key.toString()).toBe(`lk/${hex(a)}`);
+    expect(Number(first.header.revision)).toBeGreaterThan(1);
+    const second = call(s.lock, "Lock", { name: b("lk"), lease: bLease });
+    expect(await stillWaiting(second)).toBe("waiting");
+    const unlocked = await call(s.lock, "Unlock", { key: first.key });
+    const got = await second;
+    expect(got.key.toString()).toBe(`lk/${hex(bLease)}`);
+    expect(Number(got.header.revision)).toBe(Number(unlocked.header.revision)); // the read that found the way clear
+    await call(s.lock, "Unlock", { key: got.key });
+    expect(await keysUnder("lk/")).toEqual([]);
+  });
+
+  test("lock: a holder's lease revoked frees the lock; an unknown lease is code 2 (etcd's lock server passes its inner error on untranslated)", async () => {
+    const a = await grant("1101");
+    const bLease = await grant("1102");
+    await call(s.lock, "Lock", { name: b("lr"), lease: a });
+    const second = call(s.lock, "Lock", { name: b("lr"), lease: bLease });
+    expect(await stillWaiting(second)).toBe("waiting");
+    await c.call("Lease", "LeaseRevoke", { ID: a });
+    expect((await second).key.toString()).toBe(`lr/${hex(bLease)}`);
+    expect(await grpcError(call(s.lock, "Lock", { name: b("lr"), lease: "999999" }))).toEqual({ code: UNKNOWN, details: "etcdserver: requested lease not found" });
+  });
+
+  test("lock: a waiter that gives up (deadline) leaves no key behind", async () => {
+    const a = await grant("1201");
+    const bLease = await grant("1202");
+    await call(s.lock, "Lock", { name: b("lg"), lease: a });
+    await expect(call(s.lock, "Lock", { name: b("lg"), lease: bLease }, 300)).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    const deadline = Date.now() + 5_000;
+    while ((await keysUnder("lg/")).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await keysUnder("lg/")).toEqual([`lg/${hex(a)}`]);
+  });
+
+  test("election: leader, campaign, proclaim, the errors, and a second candidate taking over on resign", async () => {
+    const a = await grant("2001");
+    const bLease = await grant("2002");
+    expect(await grpcError(call(s.election, "Leader", { name: b("el") }))).toEqual({ code: UNKNOWN, details: "election: no leader" });
+    const won = await call(s.election, "Campaign", { name: b("el"), lease: a, value: b("a") });
+    const leader = won.leader;
+    expect([leader.name.toString(), leader.key.toString(), leader.rev, leader.lease]).toEqual(["el", `el/${hex(a)}`, won.header.revision, a]);
+    expect((await call(s.election, "Leader", { name: b("el") })).kv).toMatchObject({ key: b(`el/${hex(a)}`), value: b("a"), lease: a });
+    await call(s.election, "Proclaim", { leader, value: b("b") });
+    expect((await call(s.election, "Leader", { name: b("el") })).kv.value.toString()).toBe("b");
+    expect(await grpcError(call(s.election, "Proclaim", { leader: { ...leader, rev: String(Number(leader.rev) + 100) }, value: b("x") }))).toEqual({ code: UNKNOWN, details: "election: not leader" });
+    expect(await grpcError(call(s.election, "Proclaim", { value: b("x") }))).toEqual({ code: UNKNOWN, details: '"leader" field must be provided' });
+    expect(await grpcError(call(s.election, "Resign", {}))).toEqual({ code: UNKNOWN, details: '"leader" field must be provided' });
+
+    // Campaigning again with the same lease keeps the leadership (and its create revision).
+    expect((await call(s.election, "Campaign", { name: b("el"), lease: a, value: b("b") })).leader.rev).toBe(leader.rev);
+
+    const observe = s.election.Observe({ name: b("el") });
+    const seen: string[] = [];
+    observe.on("data", (m: Msg) => seen.push(m.kv.value.toString()));
+    observe.on("error", () => undefined);
+    const until = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (seen.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    };
+    try {
+      await until(1);
+      const second = call(s.election, "Campaign", { name: b("el"), lease: bLease, value: b("second") });
+      expect(await stillWaiting(second)).toBe("waiting");
+      await call(s.election, "Proclaim", { leader, value: b("c") });
+      await until(2);
+      await call(s.election, "Resign", { leader });
+      const next = await second;
+      expect(next.leader.key.toString()).toBe(`el/${hex(bLease)}`);
+      await until(3);
+      expect(seen).toEqual(["b", "c", "second"]);
+    } finally {
+      observe.cancel();
+    }
+  });
+});

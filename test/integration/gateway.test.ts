@@ -139,6 +139,19 @@ describe.each(TARGETS)("gRPC gateway on %s", (name) => {
     expect((await ok("/v3/kv/range", { key: b64("gw/a") })).count).toBe("1"); // the closed stream left the server serving
   });
 
+  test("lock and election through the gateway: /v3/lock/lock, /v3/election/campaign and leader", async () => {
+    await ok("/v3/lease/grant", { TTL: 30, ID: 4545 });
+    const locked = await ok("/v3/lock/lock", { name: b64("gw-lock"), lease: "4545" });
+    expect(locked).toEqual({ header: HEADER, key: b64(`gw-lock/${(4545).toString(16)}`) });
+    expect(await ok("/v3/lock/unlock", { key: locked.key })).toEqual({ header: HEADER });
+    const won = await ok("/v3/election/campaign", { name: b64("gw-el"), lease: 4545, value: b64("me") });
+    expect(won.leader).toEqual({ name: b64("gw-el"), key: b64(`gw-el/${(4545).toString(16)}`), rev: won.header.revision, lease: "4545" });
+    expect((await ok("/v3/election/leader", { name: b64("gw-el") })).kv.value).toBe(b64("me"));
+    const none = await post("/v3/election/leader", { name: b64("gw-none") });
+    expect([none.status, none.json]).toEqual([500, { error: "election: no leader", message: "election: no leader", code: 2 }]);
+    await ok("/v3/kv/lease/revoke", { ID: 4545 });
+  });
+
   test("maintenance status and member list", async () => {
     const status = await ok("/v3/maintenance/status", {});
     expect(status).toMatchObject({ header: HEADER, version: expect.stringMatching(/^3\.4\./), dbSize: expect.stringMatching(/^\d+$/) });

@@ -271,8 +271,8 @@ export class MergekvServer implements Engine {
     server.addService(services.Watch, watchService(this, this.watches, services.Watch.Watch.responseSerialize as unknown as WatchEncoder, this.opts.watchProgressNotifyIntervalMs, this.stopping.signal));
     server.addService(services.Lease, leaseService(this, this.stopping.signal));
     server.addService(services.Auth, authService(this));
-    server.addService(services.Lock, lockService(this, this.watches));
-    server.addService(services.Election, electionService(this, this.watches));
+    server.addService(services.Lock, lockService(this, this.watches, this.stopping.signal));
+    server.addService(services.Election, electionService(this, this.watches, this.stopping.signal));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     if (this.opts.autoCompaction) {
       this.autoCompactor = new AutoCompactor(this.opts.autoCompaction, backend, log);

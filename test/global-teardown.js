@@ -6,7 +6,11 @@
  * after all its tests had passed, held open by something that a rerun did
  * not reproduce; jest's exit code still comes from the tests' results.
  */
+/** Handles that are closing (a server child that has just exited) get this long to go first. */
+const SETTLE_MS = 500;
+
 module.exports = async () => {
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const stdio = (h) => h === process.stdin || h === process.stdout || h === process.stderr || (h._handle?.fd !== undefined && h._handle.fd >= 0 && h._handle.fd <= 2);
   const handles = process._getActiveHandles().filter((h) => !stdio(h));
   if (handles.length === 0) return;

@@ -10,7 +10,8 @@ import { ERROR_TABLE, GrpcStatus, MergekvError } from "../errors";
 import { WatchHub } from "../backend/watch-hub";
 import { keyToBytes } from "../persist/encoding";
 import { bytes, fromKv, int, key, Wire } from "./convert";
-import { header, tokenOf, toStatus, unary, UnaryHandler, whenClosed } from "./rpc";
+import { setMaxListeners } from "node:events";
+import { header, streamCaller, toStatus, unary, UnaryHandler, whenClosed } from "./rpc";
 import { ServerCall } from "./grpc-call";
 import { ServiceImplementation } from "./grpc-server";
 import { LeaderKey, Recipes } from "./recipes";
@@ -22,7 +23,7 @@ import { LeaderKey, Recipes } from "./recipes";
  * not found"). The recipes' own errors already carry code Unknown.
  */
 function untranslated(e: unknown): unknown {
-  const translated = e instanceof MergekvError && ERROR_TABLE[e.code].status !== GrpcStatus.Unknown && e.code !== "Internal";
+  const translated = e instanceof MergekvError && ERROR_TABLE[e.code].status !== GrpcStatus.Unknown && e.code !== "Internal" && e.code !== "Unavailable";
   return translated ? new MergekvError("Untranslated", e.message, e) : e;
 }
 
@@ -35,26 +36,38 @@ const leaderOf = (w: Wire | null | undefined): LeaderKey => {
   return { name: key(w.name), key: key(w.key), rev: int(w.rev, "rev"), lease: int(w.lease, "lease") };
 };
 
-export function lockService(engine: Engine, watches: WatchHub): ServiceImplementation {
+/**
+ * What ends a call's wait: the call closing (the client went away or its
+ * deadline passed) or the server stopping (`stopping`), which ends it with
+ * UNAVAILABLE, as the watch streams are, so that shutdown does not wait.
+ */
+function waitUntil(stopping?: AbortSignal): (call: ServerCall) => AbortSignal {
+  if (stopping) setMaxListeners(0, stopping); // one listener per waiting call, removed when it ends
+  return (call) => (stopping ? AbortSignal.any([whenClosed(call), stopping]) : whenClosed(call));
+}
+
+export function lockService(engine: Engine, watches: WatchHub, stopping?: AbortSignal): ServiceImplementation {
   const recipes = new Recipes(engine, watches);
+  const until = waitUntil(stopping);
   const h = (fn: UnaryHandler) => unary(engine, asEtcdRecipe(fn));
   return {
     // Waits as long as an older holder keeps the lock: until then the call is open, as on etcd.
     Lock: h(async (req, caller, call) => {
-      const r = await recipes.lock(key(req.name), int(req.lease, "lease"), caller.user, whenClosed(call));
+      const r = await recipes.lock(key(req.name), int(req.lease, "lease"), caller.user, until(call));
       return { revision: r.revision, body: { key: keyToBytes(r.key) } };
     }),
     Unlock: h(async (req, caller) => ({ revision: await recipes.deleteKey(key(req.key), caller.user), body: {} })),
   };
 }
 
-export function electionService(engine: Engine, watches: WatchHub): ServiceImplementation {
+export function electionService(engine: Engine, watches: WatchHub, stopping?: AbortSignal): ServiceImplementation {
   const recipes = new Recipes(engine, watches);
+  const until = waitUntil(stopping);
   const h = (fn: UnaryHandler) => unary(engine, asEtcdRecipe(fn));
   const wireLeader = (l: LeaderKey) => ({ name: keyToBytes(l.name), key: keyToBytes(l.key), rev: l.rev, lease: l.lease });
   return {
     Campaign: h(async (req, caller, call) => {
-      const r = await recipes.campaign(key(req.name), int(req.lease, "lease"), bytes(req.value), caller.user, whenClosed(call));
+      const r = await recipes.campaign(key(req.name), int(req.lease, "lease"), bytes(req.value), caller.user, until(call));
       return { revision: r.revision, body: { leader: wireLeader(r.leader) } };
     }),
     Proclaim: h(async (req, caller) => ({ revision: await recipes.proclaim(leaderOf(req.leader), bytes(req.value), caller.user), body: {} })),
@@ -65,15 +78,10 @@ export function electionService(engine: Engine, watches: WatchHub): ServiceImple
     Resign: h(async (req, caller) => ({ revision: await recipes.resign(leaderOf(req.leader), caller.user), body: {} })),
     /** A response per leader value, until the client goes away. */
     Observe: (call: ServerCall) => {
-      let user: string | undefined;
-      try {
-        user = engine.auth.identify(tokenOf(call));
-      } catch (e) {
-        call.fail(toStatus(e));
-        return;
-      }
+      const caller = streamCaller(engine, call);
+      if (!caller) return;
       const req = call.request as Wire;
-      recipes.observe(key(req.name), user, whenClosed(call), (revision, kv) => call.write({ header: header(engine.headers, revision), kv: fromKv(kv) }))
+      recipes.observe(key(req.name), caller.user, until(call), (revision, kv) => call.write({ header: header(engine.headers, revision), kv: fromKv(kv) }))
         .then(() => call.end(), (e) => call.fail(toStatus(untranslated(e))));
     },
   };

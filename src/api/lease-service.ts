@@ -7,7 +7,7 @@ import { setMaxListeners } from "node:events";
 import { Engine } from "../server";
 import { keyToBytes } from "../persist/encoding";
 import { int, leaseId, Wire } from "./convert";
-import { header, tokenOf, toStatus, unary, UnaryHandler } from "./rpc";
+import { header, streamCaller, toStatus, unary, UnaryHandler } from "./rpc";
 import { ServerCall } from "./grpc-call";
 import { ServiceImplementation } from "./grpc-server";
 import { refuseWhenFull } from "./services";
@@ -51,12 +51,7 @@ export function leaseService(engine: Engine, stopping?: AbortSignal): ServiceImp
     })),
     /** Each request renews one lease; an unknown id answers TTL 0 and the stream stays open, as etcd. */
     LeaseKeepAlive: (call: ServerCall) => {
-      try {
-        engine.auth.identify(tokenOf(call));
-      } catch (e) {
-        call.fail(toStatus(e));
-        return;
-      }
+      if (!streamCaller(engine, call)) return;
       // Ended with UNAVAILABLE when the server stops (as the watch streams), so shutdown does not wait for it.
       const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
       stopping?.addEventListener("abort", stop);

@@ -196,7 +196,8 @@ export class Recipes {
         signal.removeEventListener("abort", onAbort);
         f();
       };
-      const onAbort = () => finish(() => reject(new MergekvError("Unavailable", "the caller went away")));
+      // The caller went away (nobody reads this) or the server is stopping (UNAVAILABLE, as etcd's "server stopped").
+      const onAbort = () => finish(() => reject(new MergekvError("Unavailable")));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort);
       // History is replayed inside `add`, so the sink may settle before `add` returns.

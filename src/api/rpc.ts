@@ -149,6 +149,19 @@ function longId(id: string): Long {
   return l;
 }
 
+/**
+ * The caller of a streaming call, identified by its token; null when the
+ * token is refused, and the call has then been failed with the reason.
+ */
+export function streamCaller(ctx: RpcContext, call: ServerCall): Caller | null {
+  try {
+    return { user: ctx.auth.identify(tokenOf(call)) };
+  } catch (e) {
+    call.fail(toStatus(e));
+    return null;
+  }
+}
+
 /** Aborts when the call is over for any reason (answered, canceled by the client, past its deadline, connection lost). */
 export function whenClosed(call: ServerCall): AbortSignal {
   const ac = new AbortController();

@@ -7,7 +7,7 @@ import { Engine } from "../server";
 import { WatchChannel, WatchHub, WatchSink, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { fromKv, int, key as wireKey, Wire } from "./convert";
-import { tokenOf, header, statusText, toStatus, HeaderSource } from "./rpc";
+import { streamCaller, header, statusText, toStatus, HeaderSource } from "./rpc";
 import { ServerCall } from "./grpc-call";
 import { ServiceImplementation } from "./grpc-server";
 import { ResponseBatch } from "./response-batch";
@@ -154,13 +154,9 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
   const heads = new ResponseHeads(engine.headers, encode);
   return {
     Watch: (call: ServerCall) => {
-      let user: string | undefined;
-      try {
-        user = engine.auth.identify(tokenOf(call));
-      } catch (e) {
-        call.fail(toStatus(e));
-        return;
-      }
+      const caller = streamCaller(engine, call);
+      if (!caller) return;
+      const user = caller.user;
       const watches = new Map<number, Watcher>();
       const progress = new Set<number>();
       let nextId = 0;

@@ -8,6 +8,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { etcdRoot } from "../../src/api/proto";
 import { serveSuite, Target, TARGETS } from "../helpers/targets";
 import { b, grpcError, Msg, rawClient, RawClient } from "../helpers/grpc";
+import { startServer } from "../helpers/server";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const UNKNOWN = 2;
@@ -126,4 +127,28 @@ describe.each(TARGETS)("lock and election services on %s", (name) => {
       observe.cancel();
     }
   });
+});
+
+test("a Lock still waiting and an Observe stream end with UNAVAILABLE when the server stops, which does not wait for them", async () => {
+  const server = await startServer();
+  const c = rawClient(server.endpoint);
+  const s = stubs(server.endpoint);
+  try {
+    const a = (await c.call("Lease", "LeaseGrant", { ID: "3001", TTL: "60" })).ID;
+    const bLease = (await c.call("Lease", "LeaseGrant", { ID: "3002", TTL: "60" })).ID;
+    await call(s.lock, "Lock", { name: b("stop"), lease: a });
+    const waiting = call(s.lock, "Lock", { name: b("stop"), lease: bLease });
+    expect(await stillWaiting(waiting)).toBe("waiting");
+    const observe = s.election.Observe({ name: b("stop-el") });
+    const observed = new Promise<number>((resolve) => observe.on("error", (e: grpc.ServiceError) => resolve(e.code)));
+    const started = Date.now();
+    expect(await server.stop()).toBe(0);
+    expect(Date.now() - started).toBeLessThan(4_000); // the forced close comes at 5 s
+    await expect(waiting).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect(await observed).toBe(grpc.status.UNAVAILABLE);
+  } finally {
+    s.close();
+    c.close();
+    await server.stop();
+  }
 });

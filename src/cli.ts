@@ -40,6 +40,7 @@ serve flags:
   --unsafe-no-fsync                 do not fsync (benchmarks only: a crash may lose acknowledged writes)
   --repair                          set unreadable records aside instead of refusing to start
   --enable-grpc-gateway[=false]     serve the v3 API as JSON over HTTP at /v3/... on the client URLs (default true)
+  --cors ORIGINS                    comma-separated origins browsers may call the HTTP side from (default "*": any)
   --listen-metrics-urls URLS        serve /metrics (Prometheus), /health and /version on these http:// URLs too (the client URLs always do)
   --log-level LEVEL                 debug, info, warn or error (default info); logs are JSON lines on stderr
   --auth-token TYPE[,OPTIONS]       simple (default) or jwt,sign-method=RS256,priv-key=FILE,pub-key=FILE[,ttl=5m]
@@ -121,6 +122,7 @@ export function parseServeFlags(argv: string[]): ServerOptions {
       "experimental-watch-progress-notify-interval": { type: "string" },
       "quota-backend-bytes": { type: "string" },
       "listen-metrics-urls": { type: "string" },
+      cors: { type: "string" },
       "cert-file": { type: "string" },
       "key-file": { type: "string" },
       "trusted-ca-file": { type: "string" },
@@ -165,6 +167,7 @@ export function parseServeFlags(argv: string[]): ServerOptions {
     maxRequestBytes: positiveInt("max-request-bytes", values["max-request-bytes"], DEFAULT_OPTIONS.maxRequestBytes),
     autoCompaction: parseAutoCompaction(values["auto-compaction-mode"] ?? "periodic", values["auto-compaction-retention"] ?? "0"),
     enableGrpcGateway: booleans.get("enable-grpc-gateway") ?? true,
+    cors: urls(values.cors) ?? DEFAULT_OPTIONS.cors,
     watchProgressNotifyIntervalMs: duration("experimental-watch-progress-notify-interval", values["experimental-watch-progress-notify-interval"], DEFAULT_OPTIONS.watchProgressNotifyIntervalMs),
   };
 }

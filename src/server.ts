@@ -61,6 +61,8 @@ export interface ServerOptions {
   maxRequestBytes: number;
   /** etcd's --enable-grpc-gateway: the v3 API as JSON over HTTP at /v3/... on the client URLs (api/gateway.ts). */
   enableGrpcGateway: boolean;
+  /** etcd's --cors: origins browsers may call the client URLs' HTTP side from ("*": any, the default). */
+  cors: string[];
   log: (line: string) => void;
 }
 
@@ -83,6 +85,7 @@ export const DEFAULT_OPTIONS: ServerOptions = {
   quotaBackendBytes: DEFAULT_QUOTA_BYTES,
   listenMetricsUrls: [],
   enableGrpcGateway: true,
+  cors: ["*"],
   tls: { certFile: "", keyFile: "", trustedCaFile: "", clientCertAuth: false },
   authToken: "simple",
   authTokenTtlMs: TOKEN_TTL_MS,
@@ -264,6 +267,7 @@ export class MergekvServer implements Engine {
       receiveBytesMax: transportBytesMax(this.opts.maxRequestBytes),
       http: this.httpEndpoints(),
       gateway: this.opts.enableGrpcGateway ? loadGatewayRoutes() : undefined,
+      cors: this.opts.cors,
     });
     server.addService(services.KV, kvService(this));
     server.addService(services.Maintenance, maintenanceService(this));

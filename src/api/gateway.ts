@@ -19,6 +19,8 @@
  *   keep-alive stream ends, as over gRPC. Unlike etcd's Go server (whose
  *   HTTP/1.1 reads no more of a body once it answers), requests may keep
  *   coming after the first answer.
+ * - CORS headers (etcd's --cors) are added by GrpcServer, which answers
+ *   OPTIONS itself.
  * - The token travels in the `Authorization` header (etcd reads it as the
  *   `authorization` metadata); `Grpc-Metadata-*` headers pass as metadata.
  */
@@ -111,14 +113,15 @@ export function http1Exchange(req: http.IncomingMessage, res: http.ServerRespons
   };
 }
 
-export function http2Exchange(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): HttpExchange {
+/** `extra`: headers every answer carries (CORS). */
+export function http2Exchange(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, extra: Record<string, string> = {}): HttpExchange {
   return {
     method: String(headers[":method"]),
     path: String(headers[":path"]),
     header: (name) => [headers[name]].flat()[0],
     headerNames: () => Object.keys(headers),
     body: stream,
-    respond: (status, h) => { if (!stream.destroyed && !stream.headersSent) stream.respond({ ":status": status, ...h }); },
+    respond: (status, h) => { if (!stream.destroyed && !stream.headersSent) stream.respond({ ":status": status, ...extra, ...h }); },
     write: (chunk) => stream.destroyed || stream.write(chunk),
     end: (chunk) => { if (!stream.destroyed) stream.end(chunk); },
     onDrain: (fn) => { stream.once("drain", fn); },

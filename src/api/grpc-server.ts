@@ -30,6 +30,7 @@ import { HttpEndpoints, http1Listener } from "../metrics";
 import { MethodDefinition, RESPONSE_HEADERS, ServerCall, StatusError, statusError, statusTrailers } from "./grpc-call";
 import { MessageReader } from "./grpc-reader";
 import { Gateway, GatewayRoute, http1Exchange, http2Exchange } from "./gateway";
+import { Cors } from "./cors";
 
 export type ServiceDefinition = Record<string, MethodDefinition>;
 
@@ -53,6 +54,8 @@ export interface ServerOptions {
   http?: HttpEndpoints;
   /** etcd's gRPC gateway (JSON over HTTP at /v3/..., see gateway.ts) on the same listeners; none when not given. */
   gateway?: Map<string, GatewayRoute>;
+  /** etcd's --cors for the plain HTTP side: allowed origins ("*": any); default any, as etcd. */
+  cors?: readonly string[];
 }
 
 /** TLS for a listener (http2.createSecureServer's options). */
@@ -118,8 +121,10 @@ export class GrpcServer {
   private readonly gateway: Gateway | null;
   /** Serves the in-process connections (connectInProcess); made on first use. */
   private inProcess: http2.Http2Server | null = null;
+  private readonly cors: Cors;
 
   constructor(private readonly opts: ServerOptions) {
+    this.cors = new Cors(opts.cors ?? ["*"]);
     this.gateway = opts.gateway
       ? new Gateway({ routes: opts.gateway, dial: () => this.connectInProcess(), serves: (p) => this.routes.has(p), bodyBytesMax: opts.receiveBytesMax })
       : null;
@@ -185,6 +190,12 @@ export class GrpcServer {
   }
 
   private onHttp1(req: http.IncomingMessage, res: http.ServerResponse): void {
+    for (const [name, value] of Object.entries(this.cors.headers(req.headers.origin))) res.setHeader(name, value);
+    if (req.method === "OPTIONS") {
+      res.writeHead(200, { "content-length": "0" });
+      res.end();
+      return;
+    }
     if (this.gateway && Gateway.handles(req.url ?? "/")) this.gateway.serve(http1Exchange(req, res));
     else if (this.opts.http) http1Listener(this.opts.http)(req, res);
     else {
@@ -217,10 +228,10 @@ export class GrpcServer {
     this.sessions.clear();
   }
 
-  private answerHttp(stream: http2.ServerHttp2Stream, path: string, endpoints: HttpEndpoints): void {
+  private answerHttp(stream: http2.ServerHttp2Stream, path: string, endpoints: HttpEndpoints, cors: Record<string, string>): void {
     void endpoints(path).then((a) => {
       if (stream.closed || stream.destroyed) return;
-      stream.respond({ ":status": a.status, "content-type": a.contentType });
+      stream.respond({ ":status": a.status, "content-type": a.contentType, ...cors });
       stream.end(a.body);
     });
   }
@@ -229,9 +240,11 @@ export class GrpcServer {
     stream.on("error", () => undefined); // followed by "close"
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !contentType.startsWith("application/grpc")) {
-      if (this.gateway && Gateway.handles(String(headers[":path"]))) this.gateway.serve(http2Exchange(stream, headers));
-      else if (this.opts.http && headers[":method"] === "GET") this.answerHttp(stream, String(headers[":path"]), this.opts.http);
-      else stream.respond({ ":status": 415 }, { endStream: true });
+      const cors = this.cors.headers([headers.origin].flat()[0]);
+      if (headers[":method"] === "OPTIONS") stream.respond({ ":status": 200, ...cors }, { endStream: true });
+      else if (this.gateway && Gateway.handles(String(headers[":path"]))) this.gateway.serve(http2Exchange(stream, headers, cors));
+      else if (this.opts.http && headers[":method"] === "GET") this.answerHttp(stream, String(headers[":path"]), this.opts.http, cors);
+      else stream.respond({ ":status": 415, ...cors }, { endStream: true });
       return;
     }
     const path = String(headers[":path"]);

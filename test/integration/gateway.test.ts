@@ -15,6 +15,10 @@ import { run } from "../helpers/etcdctl";
 const CLI = path.join(__dirname, "..", "..", "bin", "mergekv.js");
 
 /** The header every answer carries: ids as strings; a revision as a string. */
+const CORS_METHODS = "POST, GET, OPTIONS, PUT, DELETE";
+const CORS_HEADERS = "accept, content-type, authorization";
+const corsOf = (h: Record<string, unknown>) => Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith("access-control-")));
+
 /** A Txn's inner responses carry only the revision in their header, on etcd as here. */
 const INNER_HEADER = { revision: expect.stringMatching(/^\d+$/) };
 const HEADER = { cluster_id: expect.stringMatching(/^\d+$/), member_id: expect.stringMatching(/^\d+$/), revision: expect.stringMatching(/^\d+$/), raft_term: expect.stringMatching(/^\d+$/) };
@@ -152,6 +156,18 @@ describe.each(TARGETS)("gRPC gateway on %s", (name) => {
     await ok("/v3/kv/lease/revoke", { ID: 4545 });
   });
 
+  test("CORS as etcd's default (--cors *): every HTTP answer allows any origin; OPTIONS is answered 200 and empty", async () => {
+    const allowAny = { "access-control-allow-origin": "*", "access-control-allow-methods": CORS_METHODS, "access-control-allow-headers": CORS_HEADERS };
+    const answer = await post("/v3/kv/range", { key: b64("gw/a") }, { origin: "http://app.example" });
+    expect([answer.status, corsOf(answer.headers)]).toEqual([200, allowAny]);
+    const failed = await post("/v3/kv/put", { key: "" }, { origin: "http://app.example" });
+    expect([failed.status, corsOf(failed.headers)]).toEqual([400, allowAny]);
+    const preflight = await gatewayPost(target.endpoint, "/v3/kv/put", undefined, { origin: "http://app.example", "access-control-request-method": "POST" }, "OPTIONS");
+    expect([preflight.status, preflight.text, corsOf(preflight.headers)]).toEqual([200, "", allowAny]);
+    const health = await gatewayPost(target.endpoint, "/health", undefined, {}, "GET");
+    expect([health.status, corsOf(health.headers)]).toEqual([200, allowAny]);
+  });
+
   test("maintenance status and member list", async () => {
     const status = await ok("/v3/maintenance/status", {});
     expect(status).toMatchObject({ header: HEADER, version: expect.stringMatching(/^3\.4\./), dbSize: expect.stringMatching(/^\d+$/) });
@@ -247,6 +263,18 @@ describe("gRPC gateway, mergekv's own", () => {
       session.close();
     }
   });
+});
+
+test("--cors with an origin: only that origin is named back; others get no CORS headers", async () => {
+  const server = await startServer({ args: ["--cors", "http://a.example,http://b.example"] });
+  try {
+    const a = await gatewayPost(server.endpoint, "/v3/kv/range", { key: b64("k") }, { origin: "http://b.example" });
+    expect(corsOf(a.headers)).toEqual({ "access-control-allow-origin": "http://b.example", "access-control-allow-methods": CORS_METHODS, "access-control-allow-headers": CORS_HEADERS });
+    const other = await gatewayPost(server.endpoint, "/v3/kv/range", { key: b64("k") }, { origin: "http://evil.example" });
+    expect([other.status, corsOf(other.headers)]).toEqual([200, {}]);
+  } finally {
+    await server.stop();
+  }
 });
 
 test("--enable-grpc-gateway=false: /v3/ paths are not found; /health still answers", async () => {

@@ -216,8 +216,15 @@ export class Gateway {
     });
     ex.onClose(() => call.cancel());
     const splitter = new JsonStreamSplitter();
+    // A server that stops reading requests (a keep-alive whose answers are not read) holds the body
+    // back through HTTP/2's flow control, instead of the requests piling up here.
     const sendEach = (values: unknown[]) => {
-      for (const v of values) call.send(route.requestType.encode(messageFromJson(route.requestType, v)).finish());
+      let taking = true;
+      for (const v of values) taking = call.send(route.requestType.encode(messageFromJson(route.requestType, v)).finish()) && taking;
+      if (!taking && !ex.body.isPaused()) {
+        ex.body.pause();
+        call.onDrain(() => ex.body.resume());
+      }
     };
     ex.body.setEncoding("utf8");
     ex.body.on("data", (chunk: string) => {
@@ -292,13 +299,19 @@ class InProcessCall {
     this.stream.on("close", () => this.settle(this.status ?? { code: GrpcStatus.Unavailable, message: "the call ended without a status" }));
   }
 
-  send(message: Uint8Array): void {
-    if (this.stream.destroyed || this.stream.writableEnded) return;
+  /** Sends one request message; false once the call is not taking them as fast (wait for `onDrain`). */
+  send(message: Uint8Array): boolean {
+    if (this.stream.destroyed || this.stream.writableEnded) return true;
     const framed = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + message.length);
     framed[0] = 0;
     framed.writeUInt32BE(message.length, 1);
     framed.set(message, FRAME_PREFIX_BYTES);
-    this.stream.write(framed);
+    return this.stream.write(framed);
+  }
+
+  onDrain(fn: () => void): void {
+    this.stream.once("drain", fn);
+    this.stream.once("close", fn);
   }
 
   finishSending(): void {

@@ -51,6 +51,9 @@ export interface GatewayStream {
   /** The next answer line, parsed (fails after `waitMs`). */
   next(waitMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   status(): Promise<number>;
+  /** Stops reading the answer (HTTP's flow control then holds the server back), and starts again. */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -61,6 +64,8 @@ export function gatewayStream(endpoint: string, path: string, first: unknown[], 
   let buffered = "";
   let ended: Error | null = null;
   let statusResolve!: (s: number) => void;
+  let response: http.IncomingMessage | null = null;
+  let paused = false;
   const statusP = new Promise<number>((r) => (statusResolve = r));
   const deliver = (x: string | Error) => {
     const w = waiting.shift();
@@ -69,6 +74,8 @@ export function gatewayStream(endpoint: string, path: string, first: unknown[], 
   };
   const req = http.request({ host, port: Number(port), path, method: "POST", headers: { "content-type": "application/json" } }, (res) => {
     statusResolve(res.statusCode ?? 0);
+    response = res;
+    if (paused) res.pause();
     res.setEncoding("utf8");
     res.on("data", (d: string) => {
       buffered += d;
@@ -101,6 +108,8 @@ export function gatewayStream(endpoint: string, path: string, first: unknown[], 
       });
     }),
     status: () => statusP,
+    pause: () => { paused = true; response?.pause(); },
+    resume: () => { paused = false; response?.resume(); },
     close: () => { req.destroy(); },
   };
 }

@@ -215,6 +215,21 @@ describe("gRPC gateway, mergekv's own", () => {
     }
   });
 
+  test("a client that sends keep-alives without reading the answers is held back, then answered in full", async () => {
+    const REQUESTS = 20_000;
+    await gatewayPost(server.endpoint, "/v3/lease/grant", { TTL: 60, ID: 6464 });
+    const stream = gatewayStream(server.endpoint, "/v3/lease/keepalive", [], { endBody: false });
+    try {
+      stream.pause();
+      for (let i = 0; i < REQUESTS; i++) stream.send({ ID: "6464" });
+      await new Promise((r) => setTimeout(r, 1_000));
+      stream.resume();
+      for (let i = 0; i < REQUESTS; i++) expect((await stream.next()).result.TTL).toBe("60");
+    } finally {
+      stream.close();
+    }
+  }, 60_000);
+
   test("a bad request on a stream ends it with grpc-gateway's error line, naming the fault", async () => {
     const watch = gatewayStream(server.endpoint, "/v3/watch", [{ create_request: { key: b64("own/w") } }], { endBody: false });
     try {

@@ -177,6 +177,7 @@ export class Gateway {
       const text = (await readBody(ex.body, this.opts.bodyBytesMax)).trim();
       const request = route.requestType.encode(messageFromJson(route.requestType, text === "" ? {} : parseJson(text))).finish();
       const call = this.call(route, ex);
+      ex.onClose(() => call.cancel()); // a client that goes away cancels what it waits for (a Lock, a Campaign)
       let response: Buffer | undefined;
       call.onMessage = (bytes) => { response ??= bytes; };
       call.send(request);

@@ -168,6 +168,22 @@ describe.each(TARGETS)("gRPC gateway on %s", (name) => {
     expect([health.status, corsOf(health.headers)]).toEqual([200, allowAny]);
   });
 
+  test("a client that goes away while its Lock waits leaves no key behind", async () => {
+    await ok("/v3/lease/grant", { TTL: 30, ID: 4646 });
+    await ok("/v3/lease/grant", { TTL: 30, ID: 4747 });
+    const held = await ok("/v3/lock/lock", { name: b64("gw-gone"), lease: 4646 });
+    const waiting = gatewayStream(target.endpoint, "/v3/lock/lock", [{ name: b64("gw-gone"), lease: 4747 }], { endBody: true });
+    const keys = async () => ((await ok("/v3/kv/range", { key: b64("gw-gone/"), range_end: b64("gw-gone0"), keys_only: true })).kvs ?? []).map((kv: { key: string }) => kv.key);
+    const deadline = Date.now() + 5_000;
+    while ((await keys()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await keys()).toEqual([held.key, b64(`gw-gone/${(4747).toString(16)}`)]); // the waiter's key is in
+    waiting.close();
+    while ((await keys()).length > 1 && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 50));
+    expect(await keys()).toEqual([held.key]);
+    await ok("/v3/kv/lease/revoke", { ID: 4646 });
+    await ok("/v3/kv/lease/revoke", { ID: 4747 });
+  });
+
   test("maintenance status and member list", async () => {
     const status = await ok("/v3/maintenance/status", {});
     expect(status).toMatchObject({ header: HEADER, version: expect.stringMatching(/^3\.4\./), dbSize: expect.stringMatching(/^\d+$/) });

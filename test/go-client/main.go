@@ -158,6 +158,8 @@ var checks = []check{
 	{"mutex", checkMutex},
 	{"election", checkElection},
 	{"stm", checkSTM},
+	{"lock-service", checkLockService},
+	{"election-service", checkElectionService},
 	{"namespace", checkNamespace},
 	{"maintenance", checkMaintenance},
 	{"errors", checkErrors},

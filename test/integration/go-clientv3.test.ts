@@ -1,7 +1,8 @@
 /**
  * etcd's own Go client (clientv3 of etcd 3.4) against mergekv and, as the
  * reference, a real etcd: test/go-client runs its checks (KV, Txn, Compact,
- * Watch, leases, the concurrency package's mutex, election and STM,
+ * Watch, leases, the concurrency package's mutex, election and STM, the
+ * Lock and Election services through etcd's own generated stubs,
  * namespaces, maintenance, exact errors, auth) and prints "ok NAME" or
  * "FAIL NAME: reason" per check. Every check must pass on both servers.
  *

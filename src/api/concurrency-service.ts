@@ -43,7 +43,18 @@ const leaderOf = (w: Wire | null | undefined): LeaderKey => {
  */
 function waitUntil(stopping?: AbortSignal): (call: ServerCall) => AbortSignal {
   if (stopping) setMaxListeners(0, stopping); // one listener per waiting call, removed when it ends
-  return (call) => (stopping ? AbortSignal.any([whenClosed(call), stopping]) : whenClosed(call));
+  return (call) => {
+    const closed = whenClosed(call);
+    if (!stopping) return closed;
+    // AbortSignal.any is node 20.3's; engines allow 20.0.
+    const ac = new AbortController();
+    const abort = () => ac.abort();
+    if (closed.aborted || stopping.aborted) abort();
+    closed.addEventListener("abort", abort, { once: true });
+    stopping.addEventListener("abort", abort, { once: true });
+    closed.addEventListener("abort", () => stopping.removeEventListener("abort", abort), { once: true });
+    return ac.signal;
+  };
 }
 
 export function lockService(engine: Engine, watches: WatchHub, stopping?: AbortSignal): ServiceImplementation {

@@ -8,6 +8,7 @@
 import { Engine } from "../server";
 import { ERROR_TABLE, GrpcStatus, MergekvError } from "../errors";
 import { WatchHub } from "../backend/watch-hub";
+import { KeyValue } from "../backend/mvcc";
 import { keyToBytes } from "../persist/encoding";
 import { bytes, fromKv, int, key, Wire } from "./convert";
 import { setMaxListeners } from "node:events";
@@ -92,7 +93,8 @@ export function electionService(engine: Engine, watches: WatchHub, stopping?: Ab
       const caller = streamCaller(engine, call);
       if (!caller) return;
       const req = call.request as Wire;
-      recipes.observe(key(req.name), caller.user, until(call), (revision, kv) => call.write({ header: header(engine.headers, revision), kv: fromKv(kv) }))
+      const emit = (revision: number, kv: KeyValue) => call.write({ header: header(engine.headers, revision), kv: fromKv(kv) });
+      recipes.observe(key(req.name), caller.user, until(call), emit, () => call.drained())
         .then(() => call.end(), (e) => call.fail(toStatus(untranslated(e))));
     },
   };

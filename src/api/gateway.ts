@@ -195,7 +195,7 @@ export class Gateway {
     const call = this.call(route, ex);
     let answered = false;
     const answer = () => {
-      if (!answered) ex.respond(200, { ...JSON_HEADERS });
+      if (!answered) ex.respond(200, JSON_HEADERS);
       answered = true;
     };
     call.onMessage = (bytes) => {
@@ -360,19 +360,25 @@ function plain(ex: HttpExchange, status: number, text: string): void {
   ex.end(text);
 }
 
-/** The whole body as text, refused past `bytesMax` (RESOURCE_EXHAUSTED, as an over-large gRPC message). */
+/**
+ * The whole body as text, refused past `bytesMax` (RESOURCE_EXHAUSTED, as an
+ * over-large gRPC message). The rest of a refused body is read and dropped,
+ * so that the connection stays up to carry the answer.
+ */
 function readBody(body: Readable, bytesMax: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] | null = [];
     let bytes = 0;
     body.on("data", (c: Buffer) => {
+      if (!chunks) return;
       bytes += c.length;
-      if (bytes > bytesMax) {
-        body.destroy();
+      if (bytes <= bytesMax) chunks.push(c);
+      else {
+        chunks = null;
         reject(statusError(GrpcStatus.ResourceExhausted, `request body over ${bytesMax} bytes`));
-      } else chunks.push(c);
+      }
     });
-    body.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    body.on("end", () => { if (chunks) resolve(Buffer.concat(chunks).toString("utf8")); });
     body.on("error", reject);
   });
 }

@@ -122,9 +122,12 @@ export class GrpcServer {
   /** Serves the in-process connections (connectInProcess); made on first use. */
   private inProcess: http2.Http2Server | null = null;
   private readonly cors: Cors;
+  /** The plain GETs over HTTP/1.x (opts.http). */
+  private readonly http1Endpoints: http.RequestListener | null;
 
   constructor(private readonly opts: ServerOptions) {
     this.cors = new Cors(opts.cors ?? ["*"]);
+    this.http1Endpoints = opts.http ? http1Listener(opts.http) : null;
     this.gateway = opts.gateway
       ? new Gateway({ routes: opts.gateway, dial: () => this.connectInProcess(), serves: (p) => this.routes.has(p), bodyBytesMax: opts.receiveBytesMax })
       : null;
@@ -197,7 +200,7 @@ export class GrpcServer {
       return;
     }
     if (this.gateway && Gateway.handles(req.url ?? "/")) this.gateway.serve(http1Exchange(req, res));
-    else if (this.opts.http) http1Listener(this.opts.http)(req, res);
+    else if (this.http1Endpoints) this.http1Endpoints(req, res);
     else {
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
       res.end("404 page not found\n");

@@ -17,7 +17,7 @@ import { Engine } from "../server";
 import { KeyValue, MvccEvent } from "../backend/mvcc";
 import { WatchHub, Watcher } from "../backend/watch-hub";
 import { KeyString, keyToBytes, keyToString } from "../persist/encoding";
-import { RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult } from "../frontend/requests";
+import { RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult, putOf, rangeOf } from "../frontend/requests";
 import { rangeNeeds, txnNeeds } from "./permissions";
 
 /** concurrency.NewSession's default TTL: the lease a Lock or Campaign without one is given. */
@@ -43,20 +43,13 @@ export function prefixEnd(prefix: KeyString): KeyString {
   return "\0" as KeyString; // all 0xff: to the end of the keyspace
 }
 
-function range(key: KeyString, o: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key, rangeEnd: "" as KeyString, limit: 0, revision: 0, sortOrder: "NONE", sortTarget: "KEY", serializable: false, keysOnly: false,
-    countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0, ...o,
-  };
-}
-
 /** clientv3's WithFirstCreate / WithLastCreate on a prefix: the oldest or newest key by create revision. */
 function byCreate(prefix: KeyString, order: "ASCEND" | "DESCEND", maxCreateRevision = 0): RangeRequest {
-  return range(prefix, { rangeEnd: prefixEnd(prefix), sortTarget: "CREATE", sortOrder: order, limit: 1, maxCreateRevision });
+  return rangeOf(prefix, { rangeEnd: prefixEnd(prefix), sortTarget: "CREATE", sortOrder: order, limit: 1, maxCreateRevision });
 }
 
 const createdIs = (key: KeyString, rev: number) => ({ key, rangeEnd: "" as KeyString, target: "CREATE" as const, result: "EQUAL" as const, number: rev, value: EMPTY });
-const put = (key: KeyString, value: Uint8Array, lease: number): RequestOp => ({ put: { key, value, lease, prevKv: false, ignoreValue: false, ignoreLease: false } });
+const put = (key: KeyString, value: Uint8Array, lease: number): RequestOp => ({ put: putOf(key, value, { lease }) });
 
 export class Recipes {
   constructor(private readonly engine: Engine, private readonly watches: WatchHub) {}
@@ -71,9 +64,9 @@ export class Recipes {
     const pfx = `${name}/` as KeyString;
     const id = await this.session(lease);
     const key = Recipes.keyOf(name, id);
-    const r = await this.txn({ compare: [createdIs(key, 0)], success: [put(key, EMPTY, id), { range: byCreate(pfx, "ASCEND") }], failure: [{ range: range(key) }, { range: byCreate(pfx, "ASCEND") }] }, user);
-    const myRev = r.result.succeeded ? r.revision : rangeOf(r.result, 0).kvs[0].create;
-    const owner = rangeOf(r.result, 1).kvs;
+    const r = await this.txn({ compare: [createdIs(key, 0)], success: [put(key, EMPTY, id), { range: byCreate(pfx, "ASCEND") }], failure: [{ range: rangeOf(key) }, { range: byCreate(pfx, "ASCEND") }] }, user);
+    const myRev = r.result.succeeded ? r.revision : rangeResult(r.result, 0).kvs[0].create;
+    const owner = rangeResult(r.result, 1).kvs;
     if (owner.length === 0 || owner[0].create === myRev) return { revision: r.revision, key };
     try {
       return { revision: await this.waitDeletes(pfx, myRev - 1, user, signal), key };
@@ -96,10 +89,10 @@ export class Recipes {
     const pfx = `${name}/` as KeyString;
     const id = await this.session(lease);
     const key = Recipes.keyOf(name, id);
-    const r = await this.txn({ compare: [createdIs(key, 0)], success: [put(key, value, id)], failure: [{ range: range(key) }] }, user);
+    const r = await this.txn({ compare: [createdIs(key, 0)], success: [put(key, value, id)], failure: [{ range: rangeOf(key) }] }, user);
     const leader: LeaderKey = { name, key, rev: r.revision, lease: id };
     if (!r.result.succeeded) {
-      const kv = rangeOf(r.result, 0).kvs[0];
+      const kv = rangeResult(r.result, 0).kvs[0];
       leader.rev = kv.create;
       if (Buffer.compare(Buffer.from(kv.value), Buffer.from(value)) !== 0) {
         try {
@@ -142,9 +135,11 @@ export class Recipes {
   /**
    * Election.Observe: `emit` gets the leader's key-value now (or at its
    * first put), then every new value it proclaims; after its key is deleted,
-   * the next leader's. Runs until `signal` aborts.
+   * the next leader's. Runs until `signal` aborts. `emit` answers false when
+   * the caller's stream is full: nothing more is produced until `drained`
+   * resolves, and what came meanwhile is read back from history.
    */
-  async observe(name: KeyString, user: string | undefined, signal: AbortSignal, emit: (revision: number, kv: KeyValue) => void): Promise<void> {
+  async observe(name: KeyString, user: string | undefined, signal: AbortSignal, emit: (revision: number, kv: KeyValue) => boolean, drained: () => Promise<void>): Promise<void> {
     const pfx = `${name}/` as KeyString;
     while (!signal.aborted) {
       const r = await this.range(byCreate(pfx, "ASCEND"), user);
@@ -152,16 +147,15 @@ export class Recipes {
       let revision = r.revision;
       if (!kv) {
         // No leader yet: the first put under the prefix from the read on (a delete would only spin).
-        const e = await this.watch(pfx, prefixEnd(pfx), r.revision, signal, (ev) => ev.type === "put");
+        const e = await this.watch(pfx, prefixEnd(pfx), r.revision, signal, (ev) => (ev.type === "put" ? "stop" : "more"));
         kv = e.kv;
         revision = kv.mod;
       }
-      emit(revision, kv);
+      if (!emit(revision, kv)) await drained();
       await this.watch(kv.key, "" as KeyString, revision + 1, signal, (ev, rev) => {
-        if (ev.type === "delete") return true;
-        emit(rev, ev.kv);
-        return false;
-      });
+        if (ev.type === "delete") return "stop";
+        return emit(rev, ev.kv) ? "more" : "full";
+      }, drained);
     }
   }
 
@@ -176,16 +170,21 @@ export class Recipes {
     for (;;) {
       const r = await this.range(byCreate(pfx, "DESCEND", maxCreateRev), user);
       if (r.result.kvs.length === 0) return r.revision;
-      await this.watch(r.result.kvs[0].key, "" as KeyString, r.revision, signal, (e) => e.type === "delete");
+      await this.watch(r.result.kvs[0].key, "" as KeyString, r.revision, signal, (e) => (e.type === "delete" ? "stop" : "more"));
     }
   }
 
   /**
-   * Watches [key, rangeEnd) from `startRevision` until `done` says an event
-   * ends it; resolves with that event. Rejects if the watch is canceled
-   * (compacted history) or `signal` aborts.
+   * Watches [key, rangeEnd) from `startRevision` until `onEvent` says "stop"
+   * at an event; resolves with that event. "full": the consumer is backed
+   * up, so the watch leaves the live path (the hub's slow-consumer rule) and
+   * catches up from history once `drained` resolves. Rejects if the watch is
+   * canceled (compacted history) or `signal` aborts.
    */
-  private watch(key: KeyString, rangeEnd: KeyString, startRevision: number, signal: AbortSignal, done: (e: MvccEvent, revision: number) => boolean): Promise<MvccEvent> {
+  private watch(
+    key: KeyString, rangeEnd: KeyString, startRevision: number, signal: AbortSignal,
+    onEvent: (e: MvccEvent, revision: number) => "stop" | "more" | "full", drained?: () => Promise<void>,
+  ): Promise<MvccEvent> {
     return new Promise((resolve, reject) => {
       let w: Watcher | null = null;
       let settled = false;
@@ -203,11 +202,15 @@ export class Recipes {
       // History is replayed inside `add`, so the sink may settle before `add` returns.
       w = this.watches.add({ key, rangeEnd, startRevision, prevKv: false, noPut: false, noDelete: false }, {
         send: (events, revision) => {
+          let taking = true;
           for (const e of events) {
             if (settled) break;
-            if (done(e, revision)) finish(() => resolve(e));
+            const next = onEvent(e, revision);
+            if (next === "stop") finish(() => resolve(e));
+            else if (next === "full") taking = false;
           }
-          return true;
+          if (!taking && !settled && drained) void drained().then(() => { if (!settled && w) this.watches.resume(w); });
+          return taking || !drained;
         },
         cancel: (reason, compactRevision) => finish(() => reject(compactRevision > 0 ? new MergekvError("Compacted") : new MergekvError("LostDeleteWatch", `lost watcher waiting for delete: ${reason}`))),
       });
@@ -228,7 +231,7 @@ export class Recipes {
   }
 }
 
-function rangeOf(r: TxnResult, i: number): RangeResult {
+function rangeResult(r: TxnResult, i: number): RangeResult {
   const op = r.responses[i];
   if (!op || !("range" in op)) throw new MergekvError("Internal", `recipe Txn: response ${i} is not a range`);
   return op.range;

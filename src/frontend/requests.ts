@@ -34,6 +34,19 @@ export interface PutRequest {
   ignoreLease: boolean;
 }
 
+/** A Range as etcd's defaults make it (the key alone, no limit, the current revision, linearizable), with `o` over them. */
+export function rangeOf(key: KeyString, o: Partial<RangeRequest> = {}): RangeRequest {
+  return {
+    key, rangeEnd: "" as KeyString, limit: 0, revision: 0, sortOrder: "NONE", sortTarget: "KEY", serializable: false, keysOnly: false,
+    countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0, ...o,
+  };
+}
+
+/** A Put as etcd's defaults make it (no lease, no prev_kv), with `o` over them. */
+export function putOf(key: KeyString, value: Uint8Array, o: Partial<PutRequest> = {}): PutRequest {
+  return { key, value, lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false, ...o };
+}
+
 export interface DeleteRangeRequest {
   key: KeyString;
   rangeEnd: KeyString;

@@ -18,7 +18,7 @@ import { Replica, AppliedEntry } from "../backend/replica";
 import { Envelope, nextTurn } from "../backend/backend";
 import { ActorId, KeyString } from "../persist/encoding";
 import { Executor } from "./executor";
-import { DeleteRangeResult, KvRequest, RangeRequest } from "./requests";
+import { DeleteRangeResult, KvRequest, putOf, rangeOf } from "./requests";
 import { assert } from "../errors";
 
 /** Rounds of writes (each: a put to every key, reads, a Txn, a delete); enough for V8 to optimize the hot paths. */
@@ -69,11 +69,7 @@ class ScratchBackend {
   }
 }
 
-const put = (key: KeyString, prevKv: boolean): KvRequest => ({ kind: "put", req: { key, value: VALUE, lease: 0, prevKv, ignoreValue: false, ignoreLease: false } });
-const rangeOf = (key: KeyString, rangeEnd = "" as KeyString): RangeRequest => ({
-  key, rangeEnd, limit: 0, revision: 0, sortOrder: "NONE", sortTarget: "KEY", serializable: false,
-  keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0,
-});
+const put = (key: KeyString, prevKv: boolean): KvRequest => ({ kind: "put", req: putOf(key, VALUE, { prevKv }) });
 
 /** One round's steps, each a batch of requests run at once: new keys (or overwrites), overwrites with prev_kv, reads, a Txn, a prefix delete. */
 function round(n: number): KvRequest[][] {
@@ -84,14 +80,14 @@ function round(n: number): KvRequest[][] {
     kind: "txn",
     req: {
       compare: [{ key: keys[0], rangeEnd: "" as KeyString, target: "VERSION", result: "GREATER", number: 0, value: new Uint8Array(0) }],
-      success: [{ put: { key: keys[1], value: VALUE, lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false } }, { range: rangeOf(keys[2]) }],
+      success: [{ put: putOf(keys[1], VALUE) }, { range: rangeOf(keys[2]) }],
       failure: [],
     },
   };
   return [
     keys.map((k) => put(k, false)),
     keys.map((k, i) => put(k, i % 2 === 0)),
-    [...keys.slice(0, 32).map((k): KvRequest => ({ kind: "range", req: rangeOf(k) })), { kind: "range", req: rangeOf(prefix, prefixEnd) }],
+    [...keys.slice(0, 32).map((k): KvRequest => ({ kind: "range", req: rangeOf(k) })), { kind: "range", req: rangeOf(prefix, { rangeEnd: prefixEnd }) }],
     [txn],
     [{ kind: "deleteRange", req: { key: prefix, rangeEnd: prefixEnd, prevKv: false } }],
   ];

@@ -10,7 +10,7 @@ import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { KeyValue } from "../../src/backend/mvcc";
 import {
   Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResult, PutRequest, PutResult,
-  RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult,
+  RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult, putOf, rangeOf,
 } from "../../src/frontend/requests";
 import { MergekvError } from "../../src/errors";
 
@@ -83,16 +83,11 @@ export class FakeBackend {
 export type RangeOptions = Partial<Omit<RangeRequest, "key" | "rangeEnd">> & { rangeEnd?: string };
 
 export function rangeRequest(k: string, options: RangeOptions = {}): RangeRequest {
-  return {
-    limit: 0, revision: 0, sortOrder: "NONE", sortTarget: "KEY", serializable: false,
-    keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0,
-    ...options,
-    key: key(k), rangeEnd: key(options.rangeEnd ?? ""),
-  };
+  return rangeOf(key(k), { ...options, rangeEnd: key(options.rangeEnd ?? "") });
 }
 
 export function putRequest(k: string, value: string, options: Partial<PutRequest> = {}): PutRequest {
-  return { key: key(k), value: bytes(value), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false, ...options };
+  return putOf(key(k), bytes(value), options);
 }
 
 export function deleteRequest(k: string, rangeEnd = "", prevKv = false): DeleteRangeRequest {

@@ -87,6 +87,29 @@ describe.each(TARGETS)("lock and election services on %s", (name) => {
     expect(await keysUnder("lg/")).toEqual([`lg/${hex(a)}`]);
   });
 
+  test("observe: a client that stops reading still gets every proclaimed value, in order, when it reads again", async () => {
+    const PROCLAIMS = 600;
+    const value = (i: number) => `${String(i).padStart(4, "0")}${"v".repeat(4096)}`; // 4 KiB each: far past HTTP/2's window
+    const id = await grant("2501");
+    const won = await call(s.election, "Campaign", { name: b("obs"), lease: id, value: b(value(0)) });
+    const observe = s.election.Observe({ name: b("obs") });
+    const seen: string[] = [];
+    observe.on("data", (m: Msg) => seen.push(m.kv.value.toString().slice(0, 4)));
+    observe.on("error", () => undefined);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (seen.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      observe.pause();
+      for (let i = 1; i <= PROCLAIMS; i++) await call(s.election, "Proclaim", { leader: won.leader, value: b(value(i)) });
+      observe.resume();
+      while (seen.length < PROCLAIMS + 1 && Date.now() < deadline + 20_000) await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toEqual(Array.from({ length: PROCLAIMS + 1 }, (_, i) => String(i).padStart(4, "0")));
+    } finally {
+      observe.cancel();
+      await call(s.election, "Resign", { leader: won.leader });
+    }
+  }, 60_000);
+
   test("election: leader, campaign, proclaim, the errors, and a second candidate taking over on resign", async () => {
     const a = await grant("2001");
     const bLease = await grant("2002");

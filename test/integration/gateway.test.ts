@@ -285,6 +285,14 @@ describe("gRPC gateway, mergekv's own", () => {
     }
   });
 
+  test("a body over the transport's limit is answered RESOURCE_EXHAUSTED (HTTP 429) on a connection that stays up", async () => {
+    const huge = `{"key":"${"A".repeat(65 * 1024 * 1024)}"}`; // past the 64 MiB transport limit
+    const a = await gatewayPost(server.endpoint, "/v3/kv/put", huge);
+    expect([a.status, a.json.code]).toEqual([429, 8]);
+    expect(a.json.message).toMatch(/^request body over \d+ bytes$/);
+    expect((await gatewayPost(server.endpoint, "/v3/kv/range", { key: b64("own/snap") })).status).toBe(200);
+  }, 60_000);
+
   test("over HTTP/2 in clear text: a non-gRPC content type on a /v3/ path is the gateway's", async () => {
     const session = http2.connect(`http://${server.endpoint}`);
     try {

@@ -44,6 +44,9 @@ export type ErrorCode =
   | "InvalidArgument"
   | "Unavailable"
   | "Corrupt"
+  | "CorruptCluster"
+  | "BadLeaderTransferee"
+  | "NoLeadership"
   | "Internal";
 
 /** gRPC status codes (numeric, as on the wire). */
@@ -116,6 +119,9 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   InvalidArgument: { status: GrpcStatus.InvalidArgument, message: "mergekv: invalid argument" },
   Unavailable: { status: GrpcStatus.Unavailable, message: "etcdserver: server stopped" },
   Corrupt: { status: GrpcStatus.DataLoss, message: "mergekv: corrupt data" },
+  CorruptCluster: { status: GrpcStatus.DataLoss, message: "etcdserver: corrupt cluster" },
+  BadLeaderTransferee: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: bad leader transferee" },
+  NoLeadership: { status: GrpcStatus.FailedPrecondition, message: "mergekv: every member takes writes; there is no leadership to move" },
   Internal: { status: GrpcStatus.Internal, message: "mergekv: internal error" },
 };
 

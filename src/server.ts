@@ -181,7 +181,7 @@ export class MergekvServer implements Engine {
   pool!: FrontendPool;
   headers!: HeaderSource;
   watches!: WatchHub;
-  readonly alarms = new Alarms();
+  alarms!: Alarms;
   members!: Members;
   auth!: AuthStore;
   /** Built from --auth-token in the constructor, so bad options or key files fail before anything opens. */
@@ -246,6 +246,7 @@ export class MergekvServer implements Engine {
     this.watches = new WatchHub({ mvcc: backend.replica.mvcc, get revision() { return backend.revision; } });
     this.headers = { clusterId: this.backend.meta.clusterId, memberId: this.backend.meta.memberId, raftTerm: 1 };
     this.auth = await AuthStore.load(this.backend.log, this.tokens);
+    this.alarms = await Alarms.load(this.backend.log);
     this.members = await Members.load(this.backend.log, {
       id: this.backend.meta.memberId,
       name: this.opts.name,
@@ -318,15 +319,17 @@ export class MergekvServer implements Engine {
 
   /** etcd's /health: false while an alarm is raised or persistence has failed. */
   health(): { ok: boolean; reason: string } {
-    const alarms = this.alarms.list();
-    if (alarms.length > 0) return { ok: false, reason: `ALARM ${alarms.join(",").toUpperCase()}` };
+    const alarms = this.alarms.get("None");
+    if (alarms.length > 0) return { ok: false, reason: `ALARM ${[...new Set(alarms.map((a) => a.alarm.toUpperCase()))].join(",")}` };
     if (this.backend.log.failed) return { ok: false, reason: "persistence failed" };
     return { ok: true, reason: "" };
   }
 
   private async checkQuota(): Promise<void> {
     const size = await this.store.sizeBytes().catch(() => 0);
-    if (size > this.opts.quotaBackendBytes && this.alarms.activate("Nospace")) {
+    if (size <= this.opts.quotaBackendBytes) return;
+    const { raised } = await this.alarms.activate(this.headers.memberId, "Nospace").catch(() => ({ raised: false })); // a failed write shows in /health
+    if (raised) {
       this.opts.log(`alarm NOSPACE: data directory is ${size} bytes, over --quota-backend-bytes ${this.opts.quotaBackendBytes}; puts are refused until it is disarmed`);
     }
   }

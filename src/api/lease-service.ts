@@ -10,7 +10,7 @@ import { int, leaseId, Wire } from "./convert";
 import { header, streamCaller, toStatus, unary, UnaryHandler } from "./rpc";
 import { ServerCall } from "./grpc-call";
 import { ServiceImplementation } from "./grpc-server";
-import { refuseWhenFull } from "./services";
+import { refuseUnderAlarms } from "./services";
 import { leaseNeeds } from "./permissions";
 
 /** `stopping`: aborted when the server shuts down (see watchService). */
@@ -22,13 +22,14 @@ export function leaseService(engine: Engine, stopping?: AbortSignal): ServiceImp
   const backend = () => engine.backend;
   return {
     LeaseGrant: h(async (req) => {
-      refuseWhenFull(engine);
+      refuseUnderAlarms(engine, "adds");
       const lease = await backend().grantLease(int(req.ID, "ID"), int(req.TTL, "TTL"));
       return { revision: backend().revision, body: { ID: String(lease.id), TTL: String(lease.ttlSeconds), error: "" } };
     }),
     LeaseRevoke: h(async (req, caller) => {
       const id = leaseId(req.ID);
       if (engine.auth.enabled) engine.auth.authorize(caller.user, leaseNeeds(backend().leases.get(id)?.keys));
+      refuseUnderAlarms(engine, "removes");
       const rev = await backend().revokeLease(id);
       return { revision: rev, body: {} };
     }),

@@ -10,17 +10,30 @@ import { ROOT_ONLY, deleteNeeds, leaseNeeds, putNeeds, rangeNeeds, txnNeeds } fr
 import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
 import { RangeResult, PutResult, DeleteRangeResult, TxnResult, TxnRequest, HashKVResult } from "../frontend/requests";
-import { AlarmType } from "../backend/alarms";
+import { AlarmMember, AlarmType, alarmText } from "../backend/alarms";
 import { Member } from "../backend/members";
 import { GrpcStatus, MergekvError } from "../errors";
+import { crc32 } from "node:zlib";
 
-/** While NOSPACE is active, writes that add data are refused, as etcd does. */
-export function refuseWhenFull(engine: Engine): void {
-  if (engine.alarms.has("Nospace")) throw new MergekvError("NoSpace");
+/**
+ * What a write is refused while an alarm is raised, as etcd's appliers do:
+ * NOSPACE refuses writes that add data (puts, lease grants), CORRUPT every
+ * write (deletes, compactions and lease revocations too). Reads go on.
+ */
+export function refuseUnderAlarms(engine: Engine, write: "adds" | "removes"): void {
+  if (engine.alarms.has("Corrupt")) throw new MergekvError("CorruptCluster");
+  if (write === "adds" && engine.alarms.has("Nospace")) throw new MergekvError("NoSpace");
 }
 
-function hasPuts(t: TxnRequest): boolean {
-  return t.success.concat(t.failure).some((op) => "put" in op || ("txn" in op && hasPuts(op.txn)));
+/** What a Txn may write, whichever branch runs: "adds" if it has a put, "removes" if only deletes, null if it only reads. */
+function txnWrites(t: TxnRequest): "adds" | "removes" | null {
+  let writes: "adds" | "removes" | null = null;
+  for (const op of t.success.concat(t.failure)) {
+    const w = "put" in op ? "adds" : "deleteRange" in op ? "removes" : "txn" in op ? txnWrites(op.txn) : null;
+    if (w === "adds") return w;
+    writes ??= w;
+  }
+  return writes;
 }
 
 /** The etcd version mergekv answers as (the API level its clients expect). */
@@ -42,25 +55,28 @@ export function kvService(engine: Engine): ServiceImplementation {
       engine.auth.authorize(caller.user, putNeeds(put));
       // etcd 3.4 checks this on Put only (not on a Txn's puts); the keys are listed only when auth is on.
       if (put.lease !== 0 && engine.auth.enabled) engine.auth.authorize(caller.user, leaseNeeds(engine.backend.leases.get(put.lease)?.keys));
-      refuseWhenFull(engine);
+      refuseUnderAlarms(engine, "adds");
       const r = await engine.pool.execute({ kind: "put", req: put });
       return { revision: r.revision, body: fromPut(r.result as PutResult) };
     }),
     DeleteRange: h(async (req, caller) => {
       const del = toDeleteRange(req);
       engine.auth.authorize(caller.user, deleteNeeds(del));
+      refuseUnderAlarms(engine, "removes");
       const r = await engine.pool.execute({ kind: "deleteRange", req: del });
       return { revision: r.revision, body: fromDeleteRange(r.result as DeleteRangeResult) };
     }),
     Txn: h(async (req, caller) => {
       const txn = toTxn(req);
       engine.auth.authorize(caller.user, txnNeeds(txn));
-      if (hasPuts(txn)) refuseWhenFull(engine);
+      const writes = txnWrites(txn);
+      if (writes) refuseUnderAlarms(engine, writes);
       const r = await engine.pool.execute({ kind: "txn", req: txn });
       return { revision: r.revision, body: fromTxn(r.result as TxnResult, r.revision) };
     }),
     Compact: h(async (req, caller) => {
       engine.auth.authorize(caller.user, ROOT_ONLY);
+      refuseUnderAlarms(engine, "removes");
       await engine.backend.compact(int(req.revision, "revision"));
       return { revision: engine.backend.revision, body: {} };
     }),
@@ -85,7 +101,7 @@ export function maintenanceService(engine: Engine): ServiceImplementation {
           raftAppliedIndex: String(rev),
           raftTerm: String(engine.headers.raftTerm),
           isLearner: false,
-          errors: [],
+          errors: engine.alarms.get("None").map(alarmText),
         },
       };
     }, { public: true }),
@@ -94,12 +110,38 @@ export function maintenanceService(engine: Engine): ServiceImplementation {
       const result = r.result as HashKVResult;
       return { revision: r.revision, body: { hash: result.hash, compact_revision: String(result.compactRevision) } };
     }),
+    /**
+     * Hash: etcd hashes its whole backend file ("for testing only"); mergekv
+     * hashes what its backend holds: the revision, the compaction point, every
+     * live key with its value and lease (HashKV's hash), and the leases.
+     */
+    Hash: root(async () => {
+      const r = await engine.pool.execute({ kind: "hashKV", req: { revision: 0 } });
+      const kv = r.result as HashKVResult;
+      const state = Buffer.from(JSON.stringify([r.revision, kv.compactRevision, kv.hash, engine.backend.leases.ids()]));
+      return { revision: r.revision, body: { hash: crc32(state) } };
+    }),
+    /** etcd's alarm store: GET lists (one type, or all for NONE); ACTIVATE and DEACTIVATE answer the alarm they changed. */
     Alarm: root(async (req) => {
-      const alarm = req.alarm as AlarmType | "None";
-      if (req.action === "Activate" && alarm !== "None") engine.alarms.activate(alarm);
-      if (req.action === "Deactivate" && alarm !== "None") engine.alarms.deactivate(alarm);
-      const alarms = engine.alarms.list().map((a) => ({ memberID: engine.headers.memberId, alarm: a }));
-      return { revision: engine.backend.revision, body: { alarms } };
+      const alarm = req.alarm as AlarmType;
+      const memberId = String(req.memberID ?? "0");
+      let alarms: AlarmMember[] = [];
+      if (req.action === "Get") alarms = engine.alarms.get(alarm);
+      else if (req.action === "Activate") alarms = [(await engine.alarms.activate(memberId, alarm)).member];
+      else if (req.action === "Deactivate") alarms = [await engine.alarms.deactivate(memberId, alarm)].filter((m): m is AlarmMember => m !== undefined);
+      return { revision: engine.backend.revision, body: { alarms: alarms.map((m) => ({ memberID: m.memberId, alarm: m.alarm })) } };
+    }),
+    /**
+     * Every mergekv member takes writes; there is no raft leader. A single
+     * server leads itself, so a move to itself succeeds, and a move to an
+     * unknown member or a learner gets etcd's error. Any user may ask, as on etcd.
+     */
+    MoveLeader: h(async (req) => {
+      const target = String(req.targetID ?? "0");
+      const member = engine.members.list().find((m) => m.id === target);
+      if (!member || member.isLearner) throw new MergekvError("BadLeaderTransferee");
+      if (target !== engine.headers.memberId) throw new MergekvError("NoLeadership");
+      return { revision: engine.backend.revision, body: {} };
     }),
     /** Streams every entry of the store as one iterator saw it: a consistent point in time. */
     Snapshot: (call: ServerCall) => {

@@ -42,14 +42,8 @@ export class AuthStore {
   /** The persisted auth state; tokens from `tokens` (default: simple tokens, etcd's default). Throws Corrupt. */
   static async load(log: ChangeLog, tokens: TokenProvider = new SimpleTokens()): Promise<AuthStore> {
     const a = new AuthStore(log, tokens);
-    const bytes = await log.getMeta(META_NAME);
-    if (bytes) {
-      try {
-        a.state = JSON.parse(Buffer.from(bytes).toString("utf8")) as AuthState;
-      } catch (e) {
-        throw new MergekvError("Corrupt", "the auth record is not valid JSON", e);
-      }
-    }
+    const stored = await log.getJsonMeta(META_NAME);
+    if (stored) a.state = stored as AuthState;
     return a;
   }
 
@@ -245,7 +239,7 @@ export class AuthStore {
     const next = JSON.parse(JSON.stringify(this.state)) as AuthState;
     next.revision = this.state.revision + 1;
     edit(next);
-    await this.log.putMeta(META_NAME, Buffer.from(JSON.stringify(next)));
+    await this.log.putJsonMeta(META_NAME, next);
     this.state = next;
   }
 }

@@ -24,15 +24,7 @@ export class Members {
   private constructor(private readonly log: ChangeLog, private members: Member[], readonly self: Member) {}
 
   static async load(log: ChangeLog, self: Member): Promise<Members> {
-    const stored = await log.getMeta(META_NAME);
-    let members: Member[] = [];
-    if (stored) {
-      try {
-        members = JSON.parse(Buffer.from(stored).toString("utf8")) as Member[];
-      } catch (e) {
-        throw new MergekvError("Corrupt", "the members record is not valid JSON", e);
-      }
-    }
+    const members = ((await log.getJsonMeta(META_NAME)) ?? []) as Member[];
     const others = members.filter((m) => m.id !== self.id);
     const mine = members.find((m) => m.id === self.id);
     const me: Member = { ...self, peerURLs: mine?.peerURLs ?? self.peerURLs };
@@ -77,7 +69,7 @@ export class Members {
   }
 
   private save(): Promise<void> {
-    return this.log.putMeta(META_NAME, Buffer.from(JSON.stringify(this.members)));
+    return this.log.putJsonMeta(META_NAME, this.members);
   }
 }
 

@@ -101,6 +101,22 @@ export class ChangeLog {
     return v && openBlob(v, `meta record ${JSON.stringify(name)}`);
   }
 
+  /** A meta record holding JSON, parsed (undefined if absent); unparsable JSON is Corrupt. */
+  async getJsonMeta(name: string): Promise<unknown> {
+    const stored = await this.getMeta(name);
+    if (!stored) return undefined;
+    try {
+      return JSON.parse(Buffer.from(stored).toString("utf8"));
+    } catch (e) {
+      throw new MergekvError("Corrupt", `the ${name} record is not valid JSON`, e);
+    }
+  }
+
+  /** Writes a meta record as JSON, durable when it resolves. */
+  putJsonMeta(name: string, value: unknown): Promise<void> {
+    return this.putMeta(name, Buffer.from(JSON.stringify(value)));
+  }
+
   setCompactRev(rev: number): Promise<void> {
     return this.enqueue([{ type: "put", key: metaKey("compactRev"), value: encodeU64(rev) }]);
   }

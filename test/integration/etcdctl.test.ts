@@ -196,6 +196,12 @@ describe.each(SERVERS)("etcdctl on %s", (name) => {
     expect(line).toMatch(new RegExp(`^${idHex}, started, default, [^,]*, ${target.clientUrl}, false\\n$`));
   });
 
+  test("move-leader: to the one member itself, and to an id that is not a member", async () => {
+    const id = BigInt(parseJson(await ok("member", "list", "-w", "json")).members[0].ID).toString(16);
+    expect(await ok("move-leader", id)).toBe(`Leadership transferred from ${id} to ${id}\n`);
+    await fails("etcdserver: bad leader transferee", "move-leader", "123");
+  });
+
   test("defrag, and the data is intact after it", async () => {
     const before = await ok("get", "", "--prefix");
     const rev = await revisionOf("foo");

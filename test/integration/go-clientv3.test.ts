@@ -10,12 +10,12 @@
  * golang-etcd-server-dev); without them this suite fails, it does not skip.
  * The binary is built once per source version and cached in the temp dir.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { startTarget, Target, TARGETS } from "../helpers/targets";
+import { exec, expectEveryCheckPassed } from "../helpers/check-program";
 
 const SOURCE_DIR = path.join(__dirname, "..", "go-client");
 /** Debian's GOPATH, where golang-etcd-server-dev puts etcd and its dependencies. */
@@ -27,17 +27,6 @@ const INSTALL_HINT = "apt-get install -y golang-go golang-etcd-server-dev (see R
 const BUILD_MS_MAX = 300_000;
 /** The checks take about 5 s (one waits out a 2 s lease); each is bounded at 30 s by the program. */
 const RUN_MS_MAX = 120_000;
-
-interface Ran { code: number | null; stdout: string; stderr: string }
-
-function exec(file: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (e, stdout, stderr) => {
-      if (e && typeof e.code !== "number") return reject(new Error(`${file} ${args.join(" ")}: ${e.message}\n${stderr}`));
-      resolve({ code: e ? (e.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 const goEnv = (): NodeJS.ProcessEnv => ({
   ...process.env,
@@ -86,11 +75,6 @@ describe.each(TARGETS)("Go clientv3 on %s", (name) => {
     const bin = await binary!;
     const names = (await exec(bin, ["-list"], { timeoutMs: 10_000 })).stdout.trim().split("\n");
     const ran = await exec(bin, ["-endpoints", target.endpoint], { timeoutMs: RUN_MS_MAX });
-    const lines = ran.stdout.trim().split("\n");
-    const failed = lines.filter((l) => !l.startsWith("ok "));
-    const passed = lines.filter((l) => l.startsWith("ok ")).map((l) => l.split(" ")[1]);
-    // The failing lines are the diff; stderr (clientv3's own logs) only if the program itself broke.
-    expect({ failed, missing: names.filter((n) => !passed.includes(n)) }).toEqual({ failed: [], missing: [] });
-    expect({ code: ran.code, stderr: ran.code === 0 ? "" : ran.stderr.slice(-4000) }).toEqual({ code: 0, stderr: "" });
+    expectEveryCheckPassed(names, ran);
   }, RUN_MS_MAX + 10_000);
 });

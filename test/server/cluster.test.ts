@@ -1,6 +1,6 @@
 /**
  * Cluster membership through etcdctl: add, update, remove, the errors, and
- * persistence across a restart.
+ * persistence across a restart; move-leader to another member.
  */
 import { startServer } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
@@ -21,6 +21,9 @@ test("member add, update, remove are persisted; bad requests get etcd's errors",
 
     const duplicate = await ctl(server.endpoint, "member", "add", "third", `--peer-urls=${peer}`);
     expect(duplicate.stderr).toContain("etcdserver: Peer URLs already exists");
+    // Every member takes writes: there is no leadership to hand to another one.
+    const move = await ctl(server.endpoint, "move-leader", id);
+    expect([move.code, move.stderr]).toEqual([1, expect.stringContaining("Error: rpc error: code = FailedPrecondition desc = mergekv: every member takes writes; there is no leadership to move\n")]);
     const missing = await ctl(server.endpoint, "member", "remove", "abcdef");
     expect(missing.stderr).toContain("etcdserver: member not found");
 

@@ -1,10 +1,13 @@
 /**
- * Maintenance: HashKV (equal state, equal hash, on any server), and the
- * NOSPACE alarm raised by --quota-backend-bytes.
+ * Maintenance: HashKV (equal state, equal hash, on any server), the NOSPACE
+ * alarm raised by --quota-backend-bytes, and alarms kept across a restart.
+ * (The alarms' answers and what they refuse are checked against etcd in
+ * test/python-client.)
  */
 import { Etcd3 } from "etcd3";
 import { startServer, RunningServer } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
+import { gatewayPost } from "../helpers/gateway";
 
 async function hashKV(server: RunningServer, rev = 0): Promise<{ hash: number; revision: number }> {
   const res = await run("etcdctl", ["--endpoints", server.endpoint, "endpoint", "hashkv", "-w", "json", ...(rev ? ["--rev", String(rev)] : [])]);
@@ -62,6 +65,32 @@ test("--quota-backend-bytes: NOSPACE refuses puts with etcd's error, allows read
     expect(disarm.code).toBe(0);
   } finally {
     client.close();
+    await server.stop();
+  }
+}, 60_000);
+
+test("alarms are kept across a restart until disarmed, as etcd keeps them in its backend", async () => {
+  const alarm = (endpoint: string, action: string, memberID: string, type: string) =>
+    gatewayPost(endpoint, "/v3/maintenance/alarm", { action, memberID, alarm: type });
+  const list = async (endpoint: string) => ((await alarm(endpoint, "GET", "0", "NONE")).json.alarms ?? []).map((a: { memberID?: string; alarm?: string }) => `${a.memberID ?? 0}:${a.alarm ?? "NONE"}`).sort();
+  let server = await startServer();
+  const dataDir = server.dataDir;
+  try {
+    expect((await alarm(server.endpoint, "ACTIVATE", "7", "CORRUPT")).json.alarms).toEqual([{ memberID: "7", alarm: "CORRUPT" }]);
+    expect((await alarm(server.endpoint, "ACTIVATE", "0", "NOSPACE")).json.alarms).toEqual([{ alarm: "NOSPACE" }]);
+    await server.stop();
+    server = await startServer({ dataDir });
+    expect(await list(server.endpoint)).toEqual(["0:NOSPACE", "7:CORRUPT"]);
+    const put = await gatewayPost(server.endpoint, "/v3/kv/put", { key: "YQ==", value: "Yg==" });
+    expect([put.status, put.json.message]).toEqual([500, "etcdserver: corrupt cluster"]);
+    expect((await alarm(server.endpoint, "DEACTIVATE", "7", "CORRUPT")).json.alarms).toEqual([{ memberID: "7", alarm: "CORRUPT" }]);
+    expect((await alarm(server.endpoint, "DEACTIVATE", "7", "CORRUPT")).json.alarms).toBeUndefined(); // nothing left to disarm
+    await server.stop();
+    server = await startServer({ dataDir });
+    expect(await list(server.endpoint)).toEqual(["0:NOSPACE"]);
+    const refused = await gatewayPost(server.endpoint, "/v3/kv/put", { key: "YQ==", value: "Yg==" });
+    expect(refused.json.message).toBe("etcdserver: mvcc: database space exceeded");
+  } finally {
     await server.stop();
   }
 }, 60_000);

@@ -19,6 +19,8 @@ export type ErrorCode =
   | "LeaseTTLTooLarge"
   | "NoSpace"
   | "MemberNotFound"
+  | "MemberNotLearner"
+  | "LearnerNotReady"
   | "AuthNotEnabled"
   | "AuthFailed"
   | "InvalidAuthToken"
@@ -108,6 +110,8 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   RootRoleNotExist: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: root user does not have root role" },
   InvalidAuthManagement: { status: GrpcStatus.InvalidArgument, message: "etcdserver: invalid auth management" },
   MemberNotFound: { status: GrpcStatus.NotFound, message: "etcdserver: member not found" },
+  MemberNotLearner: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: can only promote a learner member" },
+  LearnerNotReady: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: can only promote a learner member which is in sync with leader" },
   PeerURLExists: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: Peer URLs already exists" },
   NoSpace: { status: GrpcStatus.ResourceExhausted, message: "etcdserver: mvcc: database space exceeded" },
   FutureRevision: { status: GrpcStatus.OutOfRange, message: "etcdserver: mvcc: required revision is a future revision" },

@@ -189,6 +189,17 @@ export function clusterService(engine: Engine): ServiceImplementation {
       await engine.members.update(String(req.ID ?? "0"), urls(req.peerURLs));
       return { revision: engine.backend.revision, body: { members: members() } };
     }),
+    /**
+     * etcd promotes a learner once it holds 90% of the leader's log. Nothing
+     * replicates to a mergekv member yet, so a learner is never in sync:
+     * the answer etcd gives for a learner that has not started.
+     */
+    MemberPromote: root(async (req) => {
+      const member = engine.members.list().find((m) => m.id === String(req.ID ?? "0"));
+      if (!member) throw new MergekvError("MemberNotFound");
+      if (!member.isLearner) throw new MergekvError("MemberNotLearner");
+      throw new MergekvError("LearnerNotReady");
+    }),
   };
 }
 

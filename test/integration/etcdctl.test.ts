@@ -202,6 +202,20 @@ describe.each(SERVERS)("etcdctl on %s", (name) => {
     await fails("etcdserver: bad leader transferee", "move-leader", "123");
   });
 
+  test("member promote: a learner that has not started is not in sync; a voting member or an unknown id gets etcd's error", async () => {
+    const added = await ok("member", "add", "learner", "--learner", "--peer-urls=http://127.0.0.1:23999");
+    const learner = /Member\s+([0-9a-f]+) added/.exec(added)![1];
+    expect(await ok("member", "list")).toContain(`${learner}, unstarted, , http://127.0.0.1:23999, , true\n`);
+    const self = BigInt(parseJson(await ok("endpoint", "status", "-w", "json"))[0].Status.header.member_id).toString(16);
+    try {
+      await fails("etcdserver: can only promote a learner member which is in sync with leader", "member", "promote", learner);
+      await fails("etcdserver: can only promote a learner member", "member", "promote", self);
+      await fails("etcdserver: member not found", "member", "promote", "1234");
+    } finally {
+      await ok("member", "remove", learner);
+    }
+  });
+
   test("defrag, and the data is intact after it", async () => {
     const before = await ok("get", "", "--prefix");
     const rev = await revisionOf("foo");

@@ -49,6 +49,7 @@ export type ErrorCode =
   | "CorruptCluster"
   | "BadLeaderTransferee"
   | "NoLeadership"
+  | "UnknownService"
   | "Internal";
 
 /** gRPC status codes (numeric, as on the wire). */
@@ -125,6 +126,7 @@ export const ERROR_TABLE: Record<ErrorCode, { status: number; message: string }>
   Corrupt: { status: GrpcStatus.DataLoss, message: "mergekv: corrupt data" },
   CorruptCluster: { status: GrpcStatus.DataLoss, message: "etcdserver: corrupt cluster" },
   BadLeaderTransferee: { status: GrpcStatus.FailedPrecondition, message: "etcdserver: bad leader transferee" },
+  UnknownService: { status: GrpcStatus.NotFound, message: "unknown service" },
   NoLeadership: { status: GrpcStatus.FailedPrecondition, message: "mergekv: every member takes writes; there is no leadership to move" },
   Internal: { status: GrpcStatus.Internal, message: "mergekv: internal error" },
 };

@@ -7,6 +7,7 @@ import * as http from "node:http";
 import { readFileSync } from "node:fs";
 import { loadGatewayRoutes } from "./api/gateway";
 import { electionService, lockService } from "./api/concurrency-service";
+import { healthService } from "./api/health-service";
 import { HttpEndpoints, httpEndpoints, registerGauges, serveMetrics } from "./metrics";
 import { Backend, DEFAULT_SNAPSHOT_COUNT, SnapshotReport } from "./backend/backend";
 import { FoldWorker, mainThreadFolder } from "./backend/fold-worker";
@@ -278,6 +279,7 @@ export class MergekvServer implements Engine {
     server.addService(services.Auth, authService(this));
     server.addService(services.Lock, lockService(this, this.watches, this.stopping.signal));
     server.addService(services.Election, electionService(this, this.watches, this.stopping.signal));
+    server.addService(services.Health, healthService(this, this.stopping.signal));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     if (this.opts.autoCompaction) {
       this.autoCompactor = new AutoCompactor(this.opts.autoCompaction, backend, log);

@@ -1,7 +1,7 @@
 /**
  * etcd's v3 service definitions, loaded at run time from the `etcd3`
- * package's proto files (never hand-copied), and the Lock and Election
- * services, which that package lacks, declared here.
+ * package's proto files (never hand-copied), and the Lock, Election and
+ * gRPC health services, which that package lacks, declared here.
  */
 import * as protoLoader from "@grpc/proto-loader";
 import * as protobuf from "protobufjs";
@@ -24,6 +24,7 @@ export interface EtcdServices {
   Auth: ServiceDefinition;
   Lock: ServiceDefinition;
   Election: ServiceDefinition;
+  Health: ServiceDefinition;
 }
 
 export function loadServices(): EtcdServices {
@@ -38,6 +39,7 @@ export function loadServices(): EtcdServices {
     Auth: service("Auth"),
     Lock: serviceDefinition(etcdRoot(), "v3lockpb.Lock"),
     Election: serviceDefinition(etcdRoot(), "v3electionpb.Election"),
+    Health: serviceDefinition(etcdRoot(), "grpc.health.v1.Health"),
   };
 }
 
@@ -81,6 +83,21 @@ message ProclaimRequest { LeaderKey leader = 1; bytes value = 2; }
 message ProclaimResponse { etcdserverpb.ResponseHeader header = 1; }
 `;
 
+/** gRPC's standard health service (grpc/health/v1/health.proto), which etcd 3.4 registers too. */
+const HEALTH_PROTO = `
+syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health {
+  rpc Check(HealthCheckRequest) returns (HealthCheckResponse);
+  rpc Watch(HealthCheckRequest) returns (stream HealthCheckResponse);
+}
+`;
+
 /** Requests as @grpc/proto-loader hands the other services theirs (proto.ts): int64 as strings, bytes as Buffers. */
 const AS_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true };
 
@@ -106,13 +123,14 @@ function serviceDefinition(root: protobuf.Root, name: string): ServiceDefinition
 
 let root: protobuf.Root | null = null;
 
-/** Every service etcd 3.4 serves, as protobufjs reflection (names as in the files: keepCase); loaded once. */
+/** Every service etcd 3.4 serves (gRPC's health service included), as protobufjs reflection (names as in the files: keepCase); loaded once. */
 export function etcdRoot(): protobuf.Root {
   if (!root) {
     const r = new protobuf.Root();
     r.loadSync(path.join(PROTO_DIR, "rpc.proto"), { keepCase: true });
     protobuf.parse(LOCK_PROTO, r, { keepCase: true });
     protobuf.parse(ELECTION_PROTO, r, { keepCase: true });
+    protobuf.parse(HEALTH_PROTO, r, { keepCase: true });
     r.resolveAll();
     root = r;
   }

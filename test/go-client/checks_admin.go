@@ -6,6 +6,7 @@ import (
 
 	"go.etcd.io/etcd/clientv3"
 	"go.etcd.io/etcd/etcdserver/api/v3rpc/rpctypes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func checkMaintenance(t *T) {
@@ -84,6 +85,9 @@ func checkAuth(t *T) {
 	t.wantErr("wrong password", err, rpctypes.ErrAuthFailed)
 	_, err = t.c.Get(t.ctx, "au/x")
 	t.wantErr("no user", err, rpctypes.ErrUserEmpty)
+	healthy, err := healthpb.NewHealthClient(t.c.ActiveConnection()).Check(t.ctx, &healthpb.HealthCheckRequest{})
+	t.must(err, "gRPC health without a user")
+	t.equal("its status", healthy.Status, healthpb.HealthCheckResponse_SERVING)
 
 	root := t.client("root", "rootpw")
 	t.equal("root reads anything", len(mustGet(t, root, "secret").Kvs), 1)

@@ -162,6 +162,7 @@ var checks = []check{
 	{"election-service", checkElectionService},
 	{"namespace", checkNamespace},
 	{"maintenance", checkMaintenance},
+	{"health", checkHealth},
 	{"errors", checkErrors},
 	{"auth", checkAuth},
 }

@@ -17,12 +17,13 @@ const STILL_WAITING_MS = 400;
 const CALL_MS = 20_000;
 
 let pkg: any;
-function stubs(endpoint: string): { lock: any; election: any; close(): void } {
+function stubs(endpoint: string): { lock: any; election: any; health: any; close(): void } {
   pkg ??= grpc.loadPackageDefinition(protoLoader.fromJSON(etcdRoot().toJSON(), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }));
   const creds = grpc.credentials.createInsecure();
   const lock = new pkg.v3lockpb.Lock(endpoint, creds);
   const election = new pkg.v3electionpb.Election(endpoint, creds);
-  return { lock, election, close: () => { lock.close(); election.close(); } };
+  const health = new pkg.grpc.health.v1.Health(endpoint, creds);
+  return { lock, election, health, close: () => { lock.close(); election.close(); health.close(); } };
 }
 
 function call(client: any, method: string, req: Msg, deadlineMs = CALL_MS): Promise<Msg> {
@@ -152,7 +153,7 @@ describe.each(TARGETS)("lock and election services on %s", (name) => {
   });
 });
 
-test("a Lock still waiting and an Observe stream end with UNAVAILABLE when the server stops, which does not wait for them", async () => {
+test("a Lock still waiting, an Observe stream and a health Watch end with UNAVAILABLE when the server stops, which does not wait for them", async () => {
   const server = await startServer();
   const c = rawClient(server.endpoint);
   const s = stubs(server.endpoint);
@@ -164,11 +165,19 @@ test("a Lock still waiting and an Observe stream end with UNAVAILABLE when the s
     expect(await stillWaiting(waiting)).toBe("waiting");
     const observe = s.election.Observe({ name: b("stop-el") });
     const observed = new Promise<number>((resolve) => observe.on("error", (e: grpc.ServiceError) => resolve(e.code)));
+    const health = s.health.Watch({ service: "" });
+    const statuses: string[] = [];
+    health.on("data", (r: Msg) => statuses.push(r.status as string));
+    const healthEnded = new Promise<number>((resolve) => health.on("error", (e: grpc.ServiceError) => resolve(e.code)));
+    for (let i = 0; i < 100 && statuses.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(statuses).toEqual(["SERVING"]);
     const started = Date.now();
     expect(await server.stop()).toBe(0);
     expect(Date.now() - started).toBeLessThan(4_000); // the forced close comes at 5 s
     await expect(waiting).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
     expect(await observed).toBe(grpc.status.UNAVAILABLE);
+    expect(await healthEnded).toBe(grpc.status.UNAVAILABLE);
+    expect(statuses).toEqual(["SERVING"]);
   } finally {
     s.close();
     c.close();

@@ -30,6 +30,7 @@ import { HttpEndpoints, http1Listener } from "../metrics";
 import { MethodDefinition, RESPONSE_HEADERS, ServerCall, StatusError, statusError, statusTrailers } from "./grpc-call";
 import { MessageReader } from "./grpc-reader";
 import { Gateway, GatewayRoute, http1Exchange, http2Exchange } from "./gateway";
+import { GatewayWebsockets } from "./gateway-websocket";
 import { Cors } from "./cors";
 
 export type ServiceDefinition = Record<string, MethodDefinition>;
@@ -119,6 +120,8 @@ export class GrpcServer {
   private readonly http1Servers: http.Server[] = [];
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly gateway: Gateway | null;
+  /** The gateway's websocket form (HTTP/1.1 upgrades on its paths). */
+  private readonly websockets: GatewayWebsockets | null;
   /** Serves the in-process connections (connectInProcess); made on first use. */
   private inProcess: http2.Http2Server | null = null;
   private readonly cors: Cors;
@@ -131,6 +134,8 @@ export class GrpcServer {
     this.gateway = opts.gateway
       ? new Gateway({ routes: opts.gateway, dial: () => this.connectInProcess(), serves: (p) => this.routes.has(p), bodyBytesMax: opts.receiveBytesMax })
       : null;
+    const gateway = this.gateway;
+    this.websockets = gateway ? new GatewayWebsockets((ex) => gateway.serve(ex), opts.receiveBytesMax) : null;
   }
 
   addService(service: ServiceDefinition, impl: ServiceImplementation): void {
@@ -153,6 +158,7 @@ export class GrpcServer {
     let server: net.Server = h2;
     if (this.opts.http || this.gateway) {
       const h1 = http.createServer((req, res) => this.onHttp1(req, res));
+      h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.onUpgrade(req, socket, head));
       this.http1Servers.push(h1);
       // Over TLS a client that did not ask for h2 by ALPN speaks HTTP/1.x; in clear text, sniff its first bytes.
       if (tls) h2.on("unknownProtocol", (socket: net.Socket) => h1.emit("connection", socket));
@@ -192,6 +198,13 @@ export class GrpcServer {
     return http2.connect("http://in-process", { createConnection: () => clientSide });
   }
 
+  /** An HTTP/1.1 upgrade: the gateway's websocket form on its paths; anything else gets etcd's 404. */
+  private onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    socket.on("error", () => undefined);
+    if (this.websockets && Gateway.handles(req.url ?? "/")) return this.websockets.upgrade(req, socket, head);
+    socket.end("HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 19\r\nconnection: close\r\n\r\n404 page not found\n");
+  }
+
   private onHttp1(req: http.IncomingMessage, res: http.ServerResponse): void {
     for (const [name, value] of Object.entries(this.cors.headers(req.headers.origin))) res.setHeader(name, value);
     if (req.method === "OPTIONS") {
@@ -213,6 +226,7 @@ export class GrpcServer {
    */
   shutdown(): Promise<void> {
     this.gateway?.close();
+    this.websockets?.close();
     for (const l of this.listeners) l.close();
     for (const h of this.http1Servers) h.closeAllConnections();
     const open = [...this.sessions].map((s) => new Promise<void>((resolve) => {
@@ -225,6 +239,7 @@ export class GrpcServer {
   /** Closes every connection now, whatever is in flight. */
   forceShutdown(): void {
     this.gateway?.close();
+    this.websockets?.close();
     for (const l of this.listeners) l.close();
     for (const h of this.http1Servers) h.closeAllConnections();
     for (const s of this.sessions) s.destroy();

@@ -4,6 +4,7 @@
  * line by line.
  */
 import * as http from "node:http";
+import { WebSocket } from "ws";
 
 export interface GatewayAnswer {
   status: number;
@@ -111,5 +112,53 @@ export function gatewayStream(endpoint: string, path: string, first: unknown[], 
     pause: () => { paused = true; response?.pause(); },
     resume: () => { paused = false; response?.resume(); },
     close: () => { req.destroy(); },
+  };
+}
+
+/** The gateway's websocket form: a message per request, a message per answer line, each parsed. */
+export interface GatewaySocket {
+  send(message: unknown): void;
+  /** The next answer (rejects after 5 s without one, or once the socket has closed). */
+  next(): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Stops reading from the socket (the server's sends back up), and starts again. */
+  pause(): void;
+  resume(): void;
+  /** Closes the socket; resolves once it is closed. */
+  close(): Promise<void>;
+}
+
+export async function gatewayWebsocket(endpoint: string, path: string): Promise<GatewaySocket> {
+  const ws = new WebSocket(`ws://${endpoint}${path}`);
+  const inbox: unknown[] = [];
+  const waiters: (() => void)[] = [];
+  let closed = false;
+  ws.on("message", (data) => {
+    inbox.push(JSON.parse(String(data)));
+    waiters.splice(0).forEach((w) => w());
+  });
+  ws.on("close", () => {
+    closed = true;
+    waiters.splice(0).forEach((w) => w());
+  });
+  await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
+  return {
+    send: (message) => ws.send(JSON.stringify(message)),
+    next: async () => {
+      while (inbox.length === 0) {
+        if (closed) throw new Error("websocket closed");
+        await new Promise<void>((resolve, reject) => {
+          waiters.push(resolve);
+          setTimeout(() => reject(new Error("no websocket message in 5 s")), 5_000);
+        });
+      }
+      return inbox.shift();
+    },
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
+    close: () => new Promise<void>((resolve) => {
+      if (closed) return resolve();
+      ws.once("close", () => resolve());
+      ws.close();
+    }),
   };
 }

@@ -7,7 +7,7 @@ import * as http2 from "node:http2";
 import * as path from "node:path";
 import { promises as fs } from "node:fs";
 import { serveSuite, Target, TARGETS } from "../helpers/targets";
-import { b64, gatewayPost, gatewayStream } from "../helpers/gateway";
+import { b64, gatewayPost, gatewayStream, gatewayWebsocket } from "../helpers/gateway";
 import { http2Post } from "../helpers/http";
 import { RunningServer, startServer, tempDir } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
@@ -143,6 +143,25 @@ describe.each(TARGETS)("gRPC gateway on %s", (name) => {
     expect((await ok("/v3/kv/range", { key: b64("gw/a") })).count).toBe("1"); // the closed stream left the server serving
   });
 
+  test("the websocket form: a message per request, a message per answer line; a second watch on the same socket", async () => {
+    const ws = await gatewayWebsocket(target.endpoint, "/v3/watch");
+    try {
+      ws.send({ create_request: { key: b64("gw/ws") } });
+      expect(await ws.next()).toEqual({ result: { header: HEADER, created: true } });
+      ws.send({ create_request: { key: b64("gw/ws2") } });
+      expect(await ws.next()).toEqual({ result: { header: HEADER, watch_id: "1", created: true } });
+      const rev = (await ok("/v3/kv/put", { key: b64("gw/ws2"), value: b64("2") })).header.revision;
+      await ok("/v3/kv/put", { key: b64("gw/ws"), value: b64("1") });
+      const first = await ws.next(), second = await ws.next();
+      expect(first).toEqual({ result: { header: HEADER, watch_id: "1", events: [{ kv: { key: b64("gw/ws2"), create_revision: rev, mod_revision: rev, version: "1", value: b64("2") } }] } });
+      expect(second.result.events[0].kv.value).toBe(b64("1"));
+      expect(second.result.watch_id).toBeUndefined(); // watch 0
+    } finally {
+      await ws.close();
+    }
+    expect((await ok("/v3/kv/range", { key: b64("gw/ws") })).count).toBe("1"); // the server serves on
+  });
+
   test("lock and election through the gateway: /v3/lock/lock, /v3/election/campaign and leader", async () => {
     await ok("/v3/lease/grant", { TTL: 30, ID: 4545 });
     const locked = await ok("/v3/lock/lock", { name: b64("gw-lock"), lease: "4545" });
@@ -231,19 +250,43 @@ describe("gRPC gateway, mergekv's own", () => {
     }
   });
 
-  test("a client that sends keep-alives without reading the answers is held back, then answered in full", async () => {
+  /** Sends 20,000 keep-alives of lease `id` without reading the answers for a second, then expects every answer. */
+  const keepAlivesUnread = async (s: { pause(): void; resume(): void; send(m: unknown): void; next(): Promise<any> }, id: string) => { // eslint-disable-line @typescript-eslint/no-explicit-any
     const REQUESTS = 20_000;
+    s.pause();
+    for (let i = 0; i < REQUESTS; i++) s.send({ ID: id });
+    await new Promise((r) => setTimeout(r, 1_000));
+    s.resume();
+    for (let i = 0; i < REQUESTS; i++) expect((await s.next()).result.TTL).toBe("60");
+  };
+
+  test("a client that sends keep-alives without reading the answers is held back, then answered in full", async () => {
     await gatewayPost(server.endpoint, "/v3/lease/grant", { TTL: 60, ID: 6464 });
     const stream = gatewayStream(server.endpoint, "/v3/lease/keepalive", [], { endBody: false });
     try {
-      stream.pause();
-      for (let i = 0; i < REQUESTS; i++) stream.send({ ID: "6464" });
-      await new Promise((r) => setTimeout(r, 1_000));
-      stream.resume();
-      for (let i = 0; i < REQUESTS; i++) expect((await stream.next()).result.TTL).toBe("60");
+      await keepAlivesUnread(stream, "6464");
     } finally {
       stream.close();
     }
+  }, 60_000);
+
+  test("websocket: a client that stops reading is held back, then answered in full; closing the socket ends its watches", async () => {
+    const watchers = async () => Number(/^mergekv_watchers (\d+)$/m.exec((await gatewayPost(server.endpoint, "/metrics", "", {}, "GET")).text)![1]);
+    const before = await watchers();
+    await gatewayPost(server.endpoint, "/v3/lease/grant", { TTL: 60, ID: 6565 });
+    const keepAlive = await gatewayWebsocket(server.endpoint, "/v3/lease/keepalive");
+    const watch = await gatewayWebsocket(server.endpoint, "/v3/watch");
+    try {
+      await keepAlivesUnread(keepAlive, "6565");
+      watch.send({ create_request: { key: b64("own/ws") } });
+      expect((await watch.next()).result.created).toBe(true);
+      expect(await watchers()).toBe(before + 1);
+    } finally {
+      await keepAlive.close();
+      await watch.close();
+    }
+    for (let i = 0; i < 50 && (await watchers()) !== before; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await watchers()).toBe(before);
   }, 60_000);
 
   test("a bad request on a stream ends it with grpc-gateway's error line, naming the fault", async () => {

@@ -10,7 +10,7 @@ import { ROOT_ONLY, deleteNeeds, leaseNeeds, putNeeds, rangeNeeds, txnNeeds } fr
 import { snapshotChunks } from "../persist/snapshot-file";
 import { fromDeleteRange, fromPut, fromRange, fromTxn, int, toDeleteRange, toPut, toRange, toTxn, Wire } from "./convert";
 import { RangeResult, PutResult, DeleteRangeResult, TxnResult, TxnRequest, HashKVResult } from "../frontend/requests";
-import { AlarmMember, AlarmType, alarmText } from "../backend/alarms";
+import { AlarmMember, Alarms, alarmText } from "../backend/alarms";
 import { Member } from "../backend/members";
 import { GrpcStatus, MergekvError } from "../errors";
 import { crc32 } from "node:zlib";
@@ -123,7 +123,9 @@ export function maintenanceService(engine: Engine): ServiceImplementation {
     }),
     /** etcd's alarm store: GET lists (one type, or all for NONE); ACTIVATE and DEACTIVATE answer the alarm they changed. */
     Alarm: root(async (req) => {
-      const alarm = req.alarm as AlarmType;
+      const alarm = req.alarm;
+      if (!Alarms.isType(alarm)) throw new MergekvError("InvalidArgument", `mergekv: unknown alarm type ${JSON.stringify(alarm)}`);
+      if (!["Get", "Activate", "Deactivate"].includes(req.action as string)) throw new MergekvError("InvalidArgument", `mergekv: unknown alarm action ${JSON.stringify(req.action)}`);
       const memberId = String(req.memberID ?? "0");
       let alarms: AlarmMember[] = [];
       if (req.action === "Get") alarms = engine.alarms.get(alarm);
@@ -134,7 +136,8 @@ export function maintenanceService(engine: Engine): ServiceImplementation {
     /**
      * Every mergekv member takes writes; there is no raft leader. A single
      * server leads itself, so a move to itself succeeds, and a move to an
-     * unknown member or a learner gets etcd's error. Any user may ask, as on etcd.
+     * unknown member or a learner gets etcd's error. Anyone may ask, as on
+     * etcd, which checks no token for it.
      */
     MoveLeader: h(async (req) => {
       const target = String(req.targetID ?? "0");
@@ -142,7 +145,7 @@ export function maintenanceService(engine: Engine): ServiceImplementation {
       if (!member || member.isLearner) throw new MergekvError("BadLeaderTransferee");
       if (target !== engine.headers.memberId) throw new MergekvError("NoLeadership");
       return { revision: engine.backend.revision, body: {} };
-    }),
+    }, { public: true }),
     /** Streams every entry of the store as one iterator saw it: a consistent point in time. */
     Snapshot: (call: ServerCall) => {
       void (async () => {

@@ -23,11 +23,19 @@ export interface AlarmMember {
 const META_NAME = "alarms";
 
 export class Alarms {
+  /** The last write of the record: an answer about an alarm waits for it, so it never reports what a crash could undo. */
+  private saved: Promise<void> = Promise.resolve();
+
   private constructor(private readonly log: ChangeLog, private members: AlarmMember[]) {}
+
+  /** Whether `name` is an alarm type (a gRPC client may send any enum number). */
+  static isType(name: unknown): name is AlarmType {
+    return ALARM_TYPES.includes(name as AlarmType);
+  }
 
   static async load(log: ChangeLog): Promise<Alarms> {
     const members = (await log.getJsonMeta(META_NAME)) ?? [];
-    if (!Array.isArray(members) || !members.every((m: AlarmMember) => typeof m?.memberId === "string" && ALARM_TYPES.includes(m.alarm))) {
+    if (!Array.isArray(members) || !members.every((m: AlarmMember) => typeof m?.memberId === "string" && Alarms.isType(m.alarm))) {
       throw new MergekvError("Corrupt", "the alarms record does not list alarms");
     }
     return new Alarms(log, members);
@@ -46,7 +54,10 @@ export class Alarms {
   /** Raises an alarm for a member, durable when it resolves; an alarm already raised is returned as it is. */
   async activate(memberId: string, alarm: AlarmType): Promise<{ member: AlarmMember; raised: boolean }> {
     const existing = this.find(memberId, alarm);
-    if (existing) return { member: { ...existing }, raised: false };
+    if (existing) {
+      await this.saved;
+      return { member: { ...existing }, raised: false };
+    }
     const member = { memberId, alarm };
     this.members = [...this.members, member];
     await this.save();
@@ -56,7 +67,10 @@ export class Alarms {
   /** Disarms a member's alarm, durable when it resolves; undefined if it was not raised. */
   async deactivate(memberId: string, alarm: AlarmType): Promise<AlarmMember | undefined> {
     const existing = this.find(memberId, alarm);
-    if (!existing) return undefined;
+    if (!existing) {
+      await this.saved;
+      return undefined;
+    }
     this.members = this.members.filter((m) => m !== existing);
     await this.save();
     return { ...existing };
@@ -67,7 +81,8 @@ export class Alarms {
   }
 
   private save(): Promise<void> {
-    return this.log.putJsonMeta(META_NAME, this.members);
+    this.saved = this.log.putJsonMeta(META_NAME, this.members);
+    return this.saved;
   }
 }
 

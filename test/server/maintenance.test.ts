@@ -8,6 +8,7 @@ import { Etcd3 } from "etcd3";
 import { startServer, RunningServer } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
 import { gatewayPost } from "../helpers/gateway";
+import { grpcError, rawClient } from "../helpers/grpc";
 
 async function hashKV(server: RunningServer, rev = 0): Promise<{ hash: number; revision: number }> {
   const res = await run("etcdctl", ["--endpoints", server.endpoint, "endpoint", "hashkv", "-w", "json", ...(rev ? ["--rev", String(rev)] : [])]);
@@ -90,6 +91,18 @@ test("alarms are kept across a restart until disarmed, as etcd keeps them in its
     expect(await list(server.endpoint)).toEqual(["0:NOSPACE"]);
     const refused = await gatewayPost(server.endpoint, "/v3/kv/put", { key: "YQ==", value: "Yg==" });
     expect(refused.json.message).toBe("etcdserver: mvcc: database space exceeded");
+    // An alarm type or action this server does not know (a gRPC client may send any number) is refused, not stored.
+    const c = rawClient(server.endpoint);
+    try {
+      expect(await grpcError(c.call("Maintenance", "Alarm", { action: 1, memberID: "7", alarm: 9 }))).toEqual({ code: 3, details: "mergekv: unknown alarm type 9" });
+      expect(await grpcError(c.call("Maintenance", "Alarm", { action: 5, memberID: "7", alarm: 1 }))).toEqual({ code: 3, details: "mergekv: unknown alarm action 5" });
+    } finally {
+      c.close();
+    }
+    expect(await list(server.endpoint)).toEqual(["0:NOSPACE"]);
+    await server.stop();
+    server = await startServer({ dataDir }); // and the server starts again
+    expect(await list(server.endpoint)).toEqual(["0:NOSPACE"]);
   } finally {
     await server.stop();
   }

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { promises as fs } from "node:fs";
-import { restoreSnapshot } from "./persist/snapshot-file";
+import { restoreSnapshot, snapshotStatus } from "./persist/snapshot-file";
 import pino from "pino";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
@@ -25,6 +25,8 @@ const USAGE = `Usage:
   mergekv compact --endpoints URL ask a running server to compact (online)
   mergekv snapshot restore FILE --data-dir DIR
                                  make a new data directory from a snapshot (etcdctl snapshot save)
+  mergekv snapshot status FILE [-w simple|json|table]
+                                 check a snapshot whole; its hash, revision, entries and size
 
 serve flags:
   --name NAME                       member name (default "default")
@@ -62,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     if (command === "serve") await serve(rest);
     else if (command === "compact") await compact(rest);
     else if (command === "snapshot" && rest[0] === "restore") await restore(rest.slice(1));
+    else if (command === "snapshot" && rest[0] === "status") await status(rest.slice(1));
     else if (!command || command === "help" || command === "--help" || command === "-h") process.stdout.write(USAGE);
     else throw new MergekvError("InvalidArgument", `unknown command ${JSON.stringify(command)}`);
   } catch (e) {
@@ -258,6 +261,49 @@ async function restore(args: string[]): Promise<void> {
   } finally {
     await store.close();
   }
+}
+
+/** etcdctl's `snapshot status`, for a mergekv snapshot file: the same fields and output forms. */
+async function status(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { "write-out": { type: "string", short: "w", default: "simple" } } });
+  if (positionals.length !== 1) throw new MergekvError("InvalidArgument", "snapshot status needs a FILE");
+  const form = values["write-out"];
+  if (form !== "simple" && form !== "json" && form !== "table") throw new MergekvError("InvalidArgument", `--write-out ${JSON.stringify(form)}: one of simple, json, table`);
+  const file = await fs.readFile(positionals[0]).catch((e: Error) => {
+    throw new MergekvError("Unavailable", `cannot read ${positionals[0]}: ${e.message}`);
+  });
+  const s = snapshotStatus(file);
+  const hash = s.hash.toString(16);
+  if (form === "json") process.stdout.write(`${JSON.stringify(s)}\n`);
+  else if (form === "simple") process.stdout.write(`${hash}, ${s.revision}, ${s.totalKey}, ${siBytes(s.totalSize)}\n`);
+  else {
+    const row = [hash, String(s.revision), String(s.totalKey), siBytes(s.totalSize)];
+    const head = ["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"];
+    const widths = head.map((h, i) => Math.max(h.length, row[i].length));
+    const line = (cells: string[], center: boolean) => `|${cells.map((c, i) => ` ${center ? centered(c, widths[i]) : c.padStart(widths[i])} `).join("|")}|\n`;
+    const rule = `+${widths.map((w) => "-".repeat(w + 2)).join("+")}+\n`;
+    process.stdout.write(rule + line(head, true) + rule + line(row, false) + rule);
+  }
+}
+
+const centered = (text: string, width: number): string => {
+  const left = Math.floor((width - text.length) / 2);
+  return " ".repeat(left) + text + " ".repeat(width - text.length - left);
+};
+
+/**
+ * A size as etcdctl prints it (go-humanize's Bytes: SI units, "20 kB",
+ * "1.5 MB"): rounded to tenths, then printed with one decimal below 10 and
+ * none above, where Go's %.0f rounds a half to even (20.5 kB is "20 kB").
+ */
+export function siBytes(n: number): string {
+  if (n < 10) return `${n} B`;
+  const units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
+  const tenths = Math.floor((n / 1000 ** e) * 10 + 0.5);
+  if (tenths < 100) return `${(tenths / 10).toFixed(1)} ${units[e]}`;
+  const whole = Math.floor(tenths / 10), rest = tenths % 10;
+  return `${rest > 5 || (rest === 5 && whole % 2 === 1) ? whole + 1 : whole} ${units[e]}`;
 }
 
 function progressBar(): (stage: string, done?: number, total?: number) => void {

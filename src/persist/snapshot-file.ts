@@ -15,7 +15,7 @@ import { crc32 } from "node:zlib";
 import { crc32Chained } from "./records";
 import { Store } from "./store";
 import { MergekvError } from "../errors";
-import { encodeU64, decodeU64 } from "./encoding";
+import { encodeU64, decodeU64, metaKey } from "./encoding";
 
 const MAGIC = Buffer.from("MKVSNAP1");
 const SECTOR_BYTES = 512;
@@ -71,8 +71,8 @@ export async function* snapshotChunks(store: Store): AsyncGenerator<Buffer> {
   yield take();
 }
 
-/** Checks a snapshot file and yields its entries; any damage is a Corrupt error. */
-export function* snapshotEntries(file: Buffer): Generator<[Buffer, Buffer]> {
+/** Checks a snapshot file and yields its entries, then returns its trailer's crc32; any damage is a Corrupt error. */
+export function* snapshotEntries(file: Buffer): Generator<[Buffer, Buffer], { crc: number }> {
   if (file.length % SECTOR_BYTES !== SHA256_BYTES || !file.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new MergekvError("Corrupt", "not a mergekv snapshot (bad header or size)");
   }
@@ -106,6 +106,33 @@ export function* snapshotEntries(file: Buffer): Generator<[Buffer, Buffer]> {
   const crcAt = off + 8;
   if (crc32(body.subarray(0, crcAt)) !== body.readUInt32BE(crcAt)) throw new MergekvError("Corrupt", "snapshot crc32 mismatch");
   if (count !== expected) throw new MergekvError("Corrupt", `snapshot holds ${count} entries, its trailer says ${expected}`);
+  return { crc: body.readUInt32BE(crcAt) };
+}
+
+/** What `etcdctl snapshot status` reports of a file, for a mergekv snapshot. */
+export interface SnapshotStatus {
+  /** crc32 of the file's entries and framing (its trailer's checksum). */
+  hash: number;
+  /** The revision the store had when the snapshot was taken. */
+  revision: number;
+  /** Entries in the file (etcd counts its database's keys of every bucket). */
+  totalKey: number;
+  /** The file's size in bytes. */
+  totalSize: number;
+}
+
+/** Checks a snapshot file whole and describes it; any damage is a Corrupt error. */
+export function snapshotStatus(file: Buffer): SnapshotStatus {
+  const revKey = metaKey("rev");
+  let revision = 0;
+  let totalKey = 0;
+  const entries = snapshotEntries(file);
+  for (let next = entries.next(); ; next = entries.next()) {
+    if (next.done) return { hash: next.value.crc, revision, totalKey, totalSize: file.length };
+    const [key, value] = next.value;
+    totalKey++;
+    if (key.equals(revKey)) revision = decodeU64(value);
+  }
 }
 
 /** Writes a snapshot's entries into an empty store, in batches; returns how many. */

@@ -109,39 +109,96 @@ export function takeBooleans(args: string[]): { rest: string[]; booleans: Map<st
   return { rest, booleans };
 }
 
-export function parseServeFlags(argv: string[]): ServerOptions {
+/** serve's flags that take a value (parseArgs' table). */
+const SERVE_OPTIONS = {
+  name: { type: "string" },
+  "data-dir": { type: "string" },
+  "listen-client-urls": { type: "string" },
+  "advertise-client-urls": { type: "string" },
+  frontends: { type: "string" },
+  "internal-replication": { type: "string" },
+  "snapshot-count": { type: "string" },
+  "experimental-watch-progress-notify-interval": { type: "string" },
+  "quota-backend-bytes": { type: "string" },
+  "listen-metrics-urls": { type: "string" },
+  cors: { type: "string" },
+  "cert-file": { type: "string" },
+  "key-file": { type: "string" },
+  "trusted-ca-file": { type: "string" },
+  "log-level": { type: "string" },
+  "auth-token": { type: "string" },
+  "auth-token-ttl": { type: "string" },
+  "auto-compaction-mode": { type: "string" },
+  "max-txn-ops": { type: "string" },
+  "max-request-bytes": { type: "string" },
+  "auto-compaction-retention": { type: "string" },
+} as const;
+
+const ENV_PREFIX = "ETCD_";
+
+/**
+ * etcd reads each of its flags from an environment variable too, ETCD_ and
+ * the flag's name in upper case with underscores (ETCD_DATA_DIR for
+ * --data-dir), when the command line does not give it; container images
+ * configure etcd that way. Read as etcd 3.4's SetFlagsFromEnv: an empty
+ * variable counts as unset; one whose flag is also on the command line is
+ * an error; an ETCD_ variable that names no flag of ours is reported and
+ * left alone (etcd warns the same way of ones it does not know).
+ * ETCD_CONFIG_FILE is an error: mergekv reads no configuration file, and
+ * starting without the settings it holds would be wrong.
+ * Returns the arguments with the variables' flags after them, and what to log.
+ */
+export function withEnvironmentFlags(argv: string[], env: NodeJS.ProcessEnv): { args: string[]; notes: string[] } {
+  const known = new Set([...Object.keys(SERVE_OPTIONS), ...BOOLEAN_FLAGS]);
+  const given = new Set(argv.map((a) => /^--?([a-z-]+)/.exec(a)?.[1]));
+  const args = [...argv];
+  const notes: string[] = [];
+  for (const key of Object.keys(env).sort()) {
+    if (!key.startsWith(ENV_PREFIX)) continue;
+    const value = env[key] ?? "";
+    const flag = key.slice(ENV_PREFIX.length).toLowerCase().replace(/_/g, "-");
+    if (flag === "config-file") throw new MergekvError("InvalidArgument", `${key}: mergekv reads no configuration file; give its settings as flags or ${ENV_PREFIX}* variables`);
+    if (!known.has(flag)) {
+      notes.push(`unrecognized environment variable ${key}=${value}`);
+      continue;
+    }
+    if (given.has(flag)) throw new MergekvError("InvalidArgument", `conflicting environment variable "${key}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`);
+    if (value === "") continue;
+    args.push(`--${flag}=${value}`);
+    notes.push(`recognized and used environment variable ${key}=${value}`);
+  }
+  return { args, notes };
+}
+
+/**
+ * `env`: where ETCD_* variables are read from (withEnvironmentFlags); none
+ * by default. A bad value from a variable is named by the variable, as etcd
+ * names it ("invalid value "x" for ETCD_SNAPSHOT_COUNT: ...").
+ */
+export function parseServeFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerOptions {
+  const fromEnv = withEnvironmentFlags(argv, env);
+  try {
+    return parseFlags(fromEnv.args, fromEnv.notes);
+  } catch (e) {
+    const flag = /^--([a-z-]+)/.exec((e as Error).message)?.[1];
+    const key = flag && `${ENV_PREFIX}${flag.toUpperCase().replace(/-/g, "_")}`;
+    if (!isMergekvError(e) || !key || !env[key] || argv.some((a) => a.startsWith(`--${flag}`))) throw e;
+    throw new MergekvError("InvalidArgument", `invalid value ${JSON.stringify(env[key])} for ${key}: ${e.message}`);
+  }
+}
+
+function parseFlags(argv: string[], notes: string[]): ServerOptions {
   const { rest: args, booleans } = takeBooleans(argv);
   const { values } = parseArgs({
     args,
     strict: true,
-    options: {
-      name: { type: "string" },
-      "data-dir": { type: "string" },
-      "listen-client-urls": { type: "string" },
-      "advertise-client-urls": { type: "string" },
-      frontends: { type: "string" },
-      "internal-replication": { type: "string" },
-      "snapshot-count": { type: "string" },
-      "experimental-watch-progress-notify-interval": { type: "string" },
-      "quota-backend-bytes": { type: "string" },
-      "listen-metrics-urls": { type: "string" },
-      cors: { type: "string" },
-      "cert-file": { type: "string" },
-      "key-file": { type: "string" },
-      "trusted-ca-file": { type: "string" },
-      "log-level": { type: "string" },
-      "auth-token": { type: "string" },
-      "auth-token-ttl": { type: "string" },
-      "auto-compaction-mode": { type: "string" },
-      "max-txn-ops": { type: "string" },
-      "max-request-bytes": { type: "string" },
-      "auto-compaction-retention": { type: "string" },
-    },
+    options: SERVE_OPTIONS,
   });
   const urls = (v: string | undefined) => v?.split(",").map((s) => s.trim()).filter(Boolean);
   const level = values["log-level"] ?? "info";
   if (!LOG_LEVELS.includes(level)) throw new MergekvError("InvalidArgument", `--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
   const logger = pino({ level, base: { name: values.name ?? DEFAULT_OPTIONS.name } }, pino.destination(2));
+  for (const note of notes) (note.startsWith("unrecognized") ? logger.warn(note) : logger.info(note));
   const listen = urls(values["listen-client-urls"]) ?? DEFAULT_OPTIONS.listenClientUrls;
   const frontends = positiveInt("frontends", values.frontends, DEFAULT_OPTIONS.frontends);
   return {
@@ -184,7 +241,7 @@ export function duration(flag: string, v: string | undefined, fallbackMs: number
 }
 
 async function serve(args: string[]): Promise<void> {
-  const opts = parseServeFlags(args);
+  const opts = parseServeFlags(args, process.env);
   const server = new MergekvServer(opts);
   let stopping = false;
   const stop = async (why: string, code: number) => {

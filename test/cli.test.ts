@@ -2,9 +2,9 @@
  * parseServeFlags. --auth-token is handed to the server as given (checked,
  * with its key files, when the server is made); --auth-token-ttl is whole
  * seconds, as in etcd. The auto-compaction flags and durations read as
- * etcd reads them.
+ * etcd reads them. ETCD_* environment variables, as etcd 3.4 reads them.
  */
-import { parseServeFlags } from "../src/cli";
+import { parseServeFlags, withEnvironmentFlags } from "../src/cli";
 import { MergekvServer } from "../src/server";
 import { MergekvError } from "../src/errors";
 
@@ -58,4 +58,34 @@ test("boolean flags as Go reads them: --flag, --flag=true, --flag=false, the las
   expect(parseServeFlags(["--client-cert-auth=true", "--repair"]).tls.clientCertAuth).toBe(true);
   expect(parseServeFlags(["--unsafe-no-fsync", "--unsafe-no-fsync=0"]).unsafeNoFsync).toBe(false);
   expect(() => parseServeFlags(["--repair=maybe"])).toThrow(new MergekvError("InvalidArgument", '--repair takes true or false, got "maybe"'));
+});
+
+test("ETCD_* environment variables set the flags the command line leaves out, as etcd reads them", () => {
+  const env = {
+    ETCD_DATA_DIR: "/var/lib/etcd",
+    ETCD_LISTEN_CLIENT_URLS: "http://0.0.0.0:2379",
+    ETCD_CLIENT_CERT_AUTH: "true",
+    ETCD_QUOTA_BACKEND_BYTES: "",
+    ETCD_INITIAL_CLUSTER: "default=http://localhost:2380",
+    ETCDCTL_API: "3",
+    PATH: "/bin",
+  };
+  const opts = parseServeFlags(["--name", "one"], env);
+  expect([opts.name, opts.dataDir, opts.listenClientUrls, opts.tls.clientCertAuth]).toEqual(["one", "/var/lib/etcd", ["http://0.0.0.0:2379"], true]);
+  expect(opts.quotaBackendBytes).toBe(parseServeFlags([]).quotaBackendBytes); // empty counts as unset
+  expect(withEnvironmentFlags(["--name", "one"], env).notes).toEqual([
+    "recognized and used environment variable ETCD_CLIENT_CERT_AUTH=true",
+    "recognized and used environment variable ETCD_DATA_DIR=/var/lib/etcd",
+    "unrecognized environment variable ETCD_INITIAL_CLUSTER=default=http://localhost:2380",
+    "recognized and used environment variable ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379",
+  ]);
+  expect(() => parseServeFlags(["--data-dir=/d"], { ETCD_DATA_DIR: "/e" })).toThrow(
+    new MergekvError("InvalidArgument", 'conflicting environment variable "ETCD_DATA_DIR" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)'));
+  expect(() => parseServeFlags([], { ETCD_CONFIG_FILE: "/etc/etcd.yml" })).toThrow(
+    new MergekvError("InvalidArgument", "ETCD_CONFIG_FILE: mergekv reads no configuration file; give its settings as flags or ETCD_* variables"));
+  expect(() => parseServeFlags([], { ETCD_SNAPSHOT_COUNT: "many" })).toThrow(
+    new MergekvError("InvalidArgument", 'invalid value "many" for ETCD_SNAPSHOT_COUNT: --snapshot-count must be a positive integer, got "many"'));
+  expect(() => parseServeFlags([], { ETCD_CLIENT_CERT_AUTH: "yes" })).toThrow(
+    new MergekvError("InvalidArgument", 'invalid value "yes" for ETCD_CLIENT_CERT_AUTH: --client-cert-auth takes true or false, got "yes"'));
+  expect(parseServeFlags([]).dataDir).toBe("default.mergekv"); // nothing is read from this process's own environment unless asked
 });

@@ -41,16 +41,22 @@ export interface StartOptions {
   nodeFlags?: string[];
   /** Run bin/mergekv.js as an executable (its shebang starts node), not through process.execPath. */
   direct?: boolean;
+  /** More environment variables for the server (ETCD_* ones set flags, as etcd reads them). */
+  env?: NodeJS.ProcessEnv;
+  /** Give the data directory and client URL as ETCD_DATA_DIR and ETCD_LISTEN_CLIENT_URLS instead of flags. */
+  viaEnvironment?: boolean;
 }
 
 export async function startServer(o: StartOptions = {}): Promise<RunningServer> {
   const dataDir = o.dataDir ?? (await tempDir());
   const port = o.port ?? (await freePort());
   const endpoint = `127.0.0.1:${port}`;
-  const serveArgs = ["serve", "--data-dir", dataDir, "--listen-client-urls", `http://${endpoint}`, ...(o.args ?? [])];
+  const placed = { ETCD_DATA_DIR: dataDir, ETCD_LISTEN_CLIENT_URLS: `http://${endpoint}` };
+  const serveArgs = ["serve", ...(o.viaEnvironment ? [] : ["--data-dir", dataDir, "--listen-client-urls", `http://${endpoint}`]), ...(o.args ?? [])];
   const [command, args] = o.direct ? [CLI, serveArgs] : [process.execPath, [...(o.nodeFlags ?? SERVER_NODE_FLAGS), CLI, ...serveArgs]];
   const child = spawn(command, args, {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...(o.viaEnvironment ? placed : {}), ...o.env },
   });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));

@@ -1,6 +1,7 @@
 /**
  * Cluster membership through etcdctl: add, update, remove, the errors, and
- * persistence across a restart; move-leader to another member.
+ * persistence across a restart; move-leader to another member; the member
+ * name, data directory and URL given by ETCD_* environment variables.
  */
 import { startServer } from "../helpers/server";
 import { run } from "../helpers/etcdctl";
@@ -39,5 +40,24 @@ test("member add, update, remove are persisted; bad requests get etcd's errors",
   } finally {
     await server.stop();
     await restarted?.stop();
+  }
+}, 60_000);
+
+test("configured by ETCD_* environment variables, as etcd images are: data directory, client URL, name; others reported", async () => {
+  const server = await startServer({ viaEnvironment: true, env: { ETCD_NAME: "from-env", ETCD_INITIAL_CLUSTER: "from-env=http://127.0.0.1:2380" } });
+  try {
+    const list = (await ctl(server.endpoint, "member", "list")).stdout;
+    expect(list).toMatch(new RegExp(`, started, from-env, , http://${server.endpoint}, false\\n$`));
+    expect(server.output()).toContain(`recognized and used environment variable ETCD_DATA_DIR=${server.dataDir}`);
+    expect(server.output()).toContain("unrecognized environment variable ETCD_INITIAL_CLUSTER=from-env=http://127.0.0.1:2380");
+    expect((await ctl(server.endpoint, "put", "k", "v")).stdout).toBe("OK\n");
+  } finally {
+    await server.stop();
+  }
+  const again = await startServer({ dataDir: server.dataDir }); // the same data, now by flags
+  try {
+    expect((await ctl(again.endpoint, "get", "k", "--print-value-only")).stdout).toBe("v\n");
+  } finally {
+    await again.stop();
   }
 }, 60_000);

@@ -152,13 +152,38 @@ export function fromDeleteRange(r: DeleteRangeResult): Wire {
 }
 
 /** Sub-responses carry a header with the revision only, as etcd's. */
+/**
+ * A Txn's answer with each inner response's header as etcd 3.4 fills it:
+ * the revision the Txn started at, plus one once it has changed something
+ * (a put, or a delete that deleted), counting a put or delete's own change
+ * and not a range's (a range before the first write reports the old
+ * revision); a nested Txn's own header stays empty (revision 0). Found by
+ * the differential test against etcd. `revision`: the Txn's (its new one if
+ * it wrote, else the current one).
+ */
 export function fromTxn(r: TxnResult, revision: number): Wire {
-  const header = { revision };
-  const op = (o: OpResult): Wire => {
-    if ("range" in o) return { response_range: { header, ...fromRange(o.range) } };
-    if ("put" in o) return { response_put: { header, ...fromPut(o.put) } };
-    if ("deleteRange" in o) return { response_delete_range: { header, ...fromDeleteRange(o.deleteRange) } };
-    return { response_txn: { header, ...fromTxn(o.txn, revision) } };
-  };
-  return { succeeded: r.succeeded, responses: r.responses.map(op) };
+  const begin = txnChanged(r) ? revision - 1 : revision;
+  let changed = false;
+  const header = () => ({ revision: changed ? begin + 1 : begin });
+  const walk = (t: TxnResult): Wire => ({
+    succeeded: t.succeeded,
+    responses: t.responses.map((o): Wire => {
+      if ("range" in o) return { response_range: { header: header(), ...fromRange(o.range) } };
+      if ("put" in o) {
+        changed = true;
+        return { response_put: { header: header(), ...fromPut(o.put) } };
+      }
+      if ("deleteRange" in o) {
+        if (o.deleteRange.deleted > 0) changed = true;
+        return { response_delete_range: { header: header(), ...fromDeleteRange(o.deleteRange) } };
+      }
+      return { response_txn: { header: { revision: 0 }, ...walk(o.txn) } };
+    }),
+  });
+  return walk(r);
+}
+
+/** Whether a Txn changed anything: a put, or a delete that deleted, at any depth. */
+function txnChanged(t: TxnResult): boolean {
+  return t.responses.some((o) => "put" in o || ("deleteRange" in o && o.deleteRange.deleted > 0) || ("txn" in o && txnChanged(o.txn)));
 }

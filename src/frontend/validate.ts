@@ -57,6 +57,15 @@ function checkOp(op: RequestOp, opsMax: number): void {
 /** A half-open key interval; end "" = the point key; end "\0" = unbounded. */
 interface Interval { start: string; end: string }
 
+/**
+ * Whether a delete's range holds a key. One difference from etcd 3.4, whose
+ * check reads a range_end of "\0" as the key "\0" rather than "to the end":
+ * it lets a Txn put a key that a from-key delete of the same Txn also
+ * deletes, and applies both at one revision (delete and put events, the key
+ * created anew). mergekv refuses that Txn as a duplicate, as it does any
+ * other overlap: its Txn keeps one write per key (found by the
+ * differential test; REDESIGN.md, "Known limits").
+ */
 function contains(iv: Interval, key: string): boolean {
   if (iv.end === "") return key === iv.start;
   if (iv.end === RANGE_END_ALL) return key >= iv.start;

@@ -3,14 +3,16 @@
  * requests, sent one at a time to a fresh etcd and a fresh mergekv. Both
  * start at revision 1 and every write takes the next revision on both, so
  * every answer must be the same, field for field (headers' member and
- * cluster ids and raft term aside), errors included (code and message).
+ * cluster ids and raft term aside), errors included (code and message);
+ * so must the keyspace after each request, and the events a watch of the
+ * whole keyspace (with prev_kv) received over the run.
  * The keyspace is small so that requests collide: overwrites, deletes of
  * what a Txn just wrote, ranges over history, compares on every target.
  * The seed is printed; MERGEKV_TEST_SEED replays a run.
  */
 import * as grpc from "@grpc/grpc-js";
 import { startTarget, Target } from "../helpers/targets";
-import { b, Msg, rawClient, RawClient } from "../helpers/grpc";
+import { b, Msg, rawClient, RawClient, RawWatchStream, watchStream } from "../helpers/grpc";
 import { chooseSeed, SeededRandom } from "../helpers/random";
 
 /** Requests in one run: about 10 s on both servers together. */
@@ -59,7 +61,14 @@ function generator(rnd: SeededRandom, model: Model): () => Call {
     max_create_revision: rnd.below(6) === 0 ? String(rnd.below(model.rev + 1)) : "0",
   });
   const lease = () => (model.leases.size > 0 && rnd.below(3) === 0 ? rnd.pick([...model.leases]) : "0");
-  const put = (): Msg => ({ key: b(key()), value: b(value()), prev_kv: rnd.below(2) === 0, lease: lease() });
+  /** Now and then with ignore_value or ignore_lease, each with or without the field it says to leave alone (an error on both then). */
+  const put = (): Msg => {
+    const p: Msg = { key: b(key()), value: b(value()), prev_kv: rnd.below(2) === 0, lease: lease() };
+    const r = rnd.below(12);
+    if (r === 0) return { ...p, ignore_value: true, value: rnd.below(2) === 0 ? Buffer.alloc(0) : p.value };
+    if (r === 1) return { ...p, ignore_lease: true };
+    return p;
+  };
   const del = (bounded = false): Msg => ({ ...span(bounded), prev_kv: rnd.below(2) === 0 });
   const requestOp = (depth: number): Msg => {
     const r = rnd.below(depth > 0 ? 3 : 4);
@@ -117,6 +126,18 @@ async function answer(c: RawClient, call: Call): Promise<unknown> {
   }
 }
 
+/** A watch's events, comparable, up to and including the put of "z/end". */
+async function eventsUntilEnd(w: RawWatchStream): Promise<unknown[]> {
+  const events: unknown[] = [];
+  for (;;) {
+    const r = await w.next();
+    for (const e of r.events ?? []) {
+      events.push(comparable(e));
+      if (Buffer.from(e.kv.key).toString() === "z/end") return events;
+    }
+  }
+}
+
 describe("etcd and mergekv answer the same random sequence the same way", () => {
   let etcd: Target, mergekv: Target;
   let ce: RawClient, cm: RawClient;
@@ -137,6 +158,11 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
     const seed = chooseSeed("differential etcd/mergekv");
     const model: Model = { rev: 1, compacted: 0, leases: new Set() };
     const next = generator(new SeededRandom(seed), model);
+    const watches = [etcd, mergekv].map((t) => watchStream(t.endpoint));
+    for (const w of watches) {
+      w.send({ create_request: { key: Buffer.of(0), range_end: Buffer.of(0), prev_kv: true } });
+      expect((await w.next()).created).toBe(true);
+    }
     let writes = 0, errors = 0;
     for (let step = 0; step < STEPS; step++) {
       const call = next();
@@ -166,6 +192,15 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
     // The run exercised something: writes advanced the revision, and some requests were refused.
     expect(writes).toBeGreaterThan(STEPS / 4);
     expect(errors).toBeGreaterThan(0);
+    // Every event, in order: a last put marks the end of the run on both streams.
+    await Promise.all([ce, cm].map((c) => c.call("KV", "Put", { key: b("z/end"), value: b("") })));
+    const [eventsEtcd, eventsMergekv] = await Promise.all(watches.map((w) => eventsUntilEnd(w)));
+    for (const w of watches) w.close();
+    expect(eventsEtcd.length).toBeGreaterThan(writes);
+    const first = eventsEtcd.findIndex((e, i) => JSON.stringify(e) !== JSON.stringify(eventsMergekv[i]));
+    if (first !== -1 || eventsEtcd.length !== eventsMergekv.length) {
+      expect({ seed, fromEvent: first, mergekv: eventsMergekv.slice(first, first + 3) }).toEqual({ seed, fromEvent: first, mergekv: eventsEtcd.slice(first, first + 3) });
+    }
   }, 120_000);
 });
 

@@ -70,10 +70,15 @@ function generator(rnd: SeededRandom, model: Model): () => Call {
     return p;
   };
   const del = (bounded = false): Msg => ({ ...span(bounded), prev_kv: rnd.below(2) === 0 });
+  /**
+   * An op of a Txn branch at `depth`. Nested Txns delete nothing: etcd 3.4
+   * lets a nested Txn delete what an earlier nested Txn put, mergekv refuses
+   * it (the tests at the end show both).
+   */
   const requestOp = (depth: number): Msg => {
     const r = rnd.below(depth > 0 ? 3 : 4);
     if (r === 0) return { request_put: put() };
-    if (r === 1) return { request_delete_range: del(true) };
+    if (r === 1) return depth > 0 ? { request_range: { ...range(), revision: "0" } } : { request_delete_range: del(true) };
     if (r === 2) return { request_range: { ...range(), revision: "0" } };
     return { request_txn: txn(depth + 1) };
   };
@@ -138,6 +143,36 @@ async function eventsUntilEnd(w: RawWatchStream): Promise<unknown[]> {
   }
 }
 
+/**
+ * A new watch of the whole keyspace from `start`: the events it replays up to
+ * revision `upTo`, or how it was cancelled (a start below the compact revision).
+ */
+async function historyFrom(t: Target, start: string, upTo: number): Promise<unknown> {
+  const w = watchStream(t.endpoint);
+  try {
+    w.send({ create_request: { key: Buffer.of(0), range_end: Buffer.of(0), start_revision: start, prev_kv: true } });
+    const events: unknown[] = [];
+    let last = Number(start) - 1;
+    while (last < upTo) {
+      const r = await w.next();
+      if (r.canceled) return { canceled: true, compact_revision: r.compact_revision, reason: r.cancel_reason, events };
+      for (const e of r.events ?? []) {
+        events.push(comparable(e));
+        last = Math.max(last, Number(e.kv.mod_revision));
+      }
+      if (r.created && (r.events ?? []).length === 0 && Number(r.header.revision) <= last) break; // nothing to replay
+    }
+    // One difference is kept and shown here: replaying history, etcd gives a multi-key Txn's events
+    // in the Txn's op order (its sub-revisions), mergekv in key order (its histories are per key; the
+    // live events of the same Txn come in op order on both, as the whole-run watch above checks).
+    const byRevisionThenKey = (e: unknown) => { const kv = (e as Msg).kv; return [Number(kv.mod_revision), kv.key] as const; };
+    events.sort((a, b) => { const [ra, ka] = byRevisionThenKey(a), [rb, kb] = byRevisionThenKey(b); return ra - rb || (ka < kb ? -1 : ka > kb ? 1 : 0); });
+    return { events };
+  } finally {
+    w.close();
+  }
+}
+
 describe("etcd and mergekv answer the same random sequence the same way", () => {
   let etcd: Target, mergekv: Target;
   let ce: RawClient, cm: RawClient;
@@ -181,6 +216,18 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
         expect({ after: step, seed, state: stateMergekv }).toEqual({ after: step, seed, state: stateEtcd });
       }
       const a = fromEtcd as Msg;
+      if (step % 50 === 49) {
+        // A watch from a past revision: its replay of history, or its cancellation below the compact revision.
+        // Not at the compact revision itself: etcd 3.4 misses a delete made exactly there (a known etcd
+        // bug, in etcd-semantics.md's list); mergekv sends it (test/backend/watch-hub.test.ts).
+        const above = model.compacted + 1 + ((seed >>> 0) + step) % Math.max(1, model.rev - model.compacted);
+        const start = String(step % 100 === 99 && model.compacted > 1 ? model.compacted - 1 : Math.min(above, model.rev));
+        const [replayEtcd, replayMergekv] = await Promise.all([etcd, mergekv].map((t) => historyFrom(t, start, model.rev)));
+        if (JSON.stringify(replayEtcd) !== JSON.stringify(replayMergekv)) {
+          console.log(`history from ${start} at step ${step} of seed ${seed} (revision ${model.rev}, compacted at ${model.compacted})`);
+          expect({ seed, step, start, mergekv: replayMergekv }).toEqual({ seed, step, start, mergekv: replayEtcd });
+        }
+      }
       if (a.error !== undefined) errors++;
       const rev = Number(a.header?.revision ?? model.rev);
       if (rev > model.rev) writes++;
@@ -204,7 +251,7 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
   }, 120_000);
 });
 
-describe.each(["etcd", "mergekv"] as const)("a Txn that puts a key its own from-key delete covers, on %s", (name) => {
+describe.each(["etcd", "mergekv"] as const)("a Txn that writes one key twice where etcd 3.4's duplicate check does not look, on %s", (name) => {
   let target: Target;
   let c: RawClient;
   beforeAll(async () => { target = await startTarget(name); c = rawClient(target.endpoint); }, 60_000);
@@ -220,6 +267,17 @@ describe.each(["etcd", "mergekv"] as const)("a Txn that puts a key its own from-
     } else {
       await expect(c.call("KV", "Txn", txn)).rejects.toMatchObject({ code: 3, details: "etcdserver: duplicate key given in txn request" });
       expect((await c.call("KV", "Range", { key: b("f/a") })).kvs[0].value.toString()).toBe("1");
+    }
+  });
+
+  test("etcd 3.4 lets a nested Txn delete a key an earlier nested Txn put (both events at one revision); mergekv refuses it", async () => {
+    const txn = { success: [{ request_txn: { success: [{ request_put: { key: b("g/a"), value: b("1") } }] } }, { request_txn: { success: [{ request_delete_range: { key: b("g/a") } }] } }] };
+    if (name === "etcd") {
+      const r = await c.call("KV", "Txn", txn);
+      expect(r.responses[1].response_txn.responses[0].response_delete_range.deleted).toBe("1");
+      expect((await c.call("KV", "Range", { key: b("g/a") })).kvs).toEqual([]);
+    } else {
+      await expect(c.call("KV", "Txn", txn)).rejects.toMatchObject({ code: 3, details: "etcdserver: duplicate key given in txn request" });
     }
   });
 });

@@ -110,6 +110,8 @@ export interface Engine {
   onInternalError: (e: unknown) => void;
   /** --max-request-bytes. */
   readonly requestBytesMax: number;
+  /** --max-txn-ops. */
+  readonly txnOpsMax: number;
   compactStorage(): Promise<CompactionReport>;
 }
 
@@ -212,6 +214,7 @@ export class MergekvServer implements Engine {
 
   get name(): string { return this.opts.name; }
   get requestBytesMax(): number { return this.opts.maxRequestBytes; }
+  get txnOpsMax(): number { return this.opts.maxTxnOps; }
   get clientUrls(): string[] { return this.opts.advertiseClientUrls; }
 
   onInternalError = (e: unknown): void => {

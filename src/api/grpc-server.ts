@@ -24,7 +24,9 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Duplex } from "node:stream";
+import * as os from "node:os";
+import * as path from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
 import { GrpcStatus } from "../errors";
 import { HttpEndpoints, http1Listener } from "../metrics";
 import { MethodDefinition, RESPONSE_HEADERS, ServerCall, StatusError, statusError, statusTrailers } from "./grpc-call";
@@ -123,7 +125,8 @@ export class GrpcServer {
   /** The gateway's websocket form (HTTP/1.1 upgrades on its paths). */
   private readonly websockets: GatewayWebsockets | null;
   /** Serves the in-process connections (connectInProcess); made on first use. */
-  private inProcess: http2.Http2Server | null = null;
+  /** The gateway's connection point (connectInProcess). */
+  private inProcess: { h2: http2.Http2Server; listener: net.Server; dir: string; socketPath: string } | null = null;
   private readonly cors: Cors;
   /** The plain GETs over HTTP/1.x (opts.http). */
   private readonly http1Endpoints: http.RequestListener | null;
@@ -188,14 +191,34 @@ export class GrpcServer {
   }
 
   /**
-   * A client session on a connection that never leaves the process, served
-   * like any other (the gateway's gRPC calls go through it).
+   * A client session on a connection that never leaves the machine, served
+   * like any other (the gateway's gRPC calls go through it): a Unix socket
+   * in a directory of its own that only this user can enter, made on first
+   * use. Not a pair of in-memory streams, as it first was: node 20's HTTP/2
+   * over a JavaScript stream aborts the process (`Assertion failed:
+   * (stream_buf_.base) != nullptr` in ConsumeHTTP2Data, after a write) when
+   * flow control holds a session's reading back, which a gateway client that
+   * stops reading does (found by the websocket back-pressure test).
    */
   connectInProcess(): http2.ClientHttp2Session {
-    this.inProcess ??= this.http2Server();
-    const [serverSide, clientSide] = duplexPair();
-    this.inProcess.emit("connection", serverSide);
-    return http2.connect("http://in-process", { createConnection: () => clientSide });
+    if (!this.inProcess) {
+      const h2 = this.http2Server();
+      const dir = mkdtempSync(path.join(os.tmpdir(), "mergekv-gateway-")); // mode 0700
+      const socketPath = path.join(dir, "grpc.sock");
+      const listener = net.createServer((socket) => h2.emit("connection", socket));
+      listener.listen(socketPath); // bound before this returns: a connect from now on reaches it
+      this.inProcess = { h2, listener, dir, socketPath };
+    }
+    const { socketPath } = this.inProcess;
+    return http2.connect("http://in-process", { createConnection: () => net.connect(socketPath) });
+  }
+
+  /** Closes the gateway's own listener and removes its directory. */
+  private closeInProcess(): void {
+    if (!this.inProcess) return;
+    this.inProcess.listener.close();
+    rmSync(this.inProcess.dir, { recursive: true, force: true });
+    this.inProcess = null;
   }
 
   /** An HTTP/1.1 upgrade: the gateway's websocket form on its paths; anything else gets etcd's 404. */
@@ -227,6 +250,7 @@ export class GrpcServer {
   shutdown(): Promise<void> {
     this.gateway?.close();
     this.websockets?.close();
+    this.closeInProcess();
     for (const l of this.listeners) l.close();
     for (const h of this.http1Servers) h.closeAllConnections();
     const open = [...this.sessions].map((s) => new Promise<void>((resolve) => {
@@ -240,6 +264,7 @@ export class GrpcServer {
   forceShutdown(): void {
     this.gateway?.close();
     this.websockets?.close();
+    this.closeInProcess();
     for (const l of this.listeners) l.close();
     for (const h of this.http1Servers) h.closeAllConnections();
     for (const s of this.sessions) s.destroy();
@@ -327,28 +352,3 @@ export class GrpcServer {
   }
 }
 
-/**
- * Two connected in-memory streams: what one writes, the other reads (node 20
- * has no stream.duplexPair). HTTP/2's flow control bounds what either holds.
- */
-function duplexPair(): [Duplex, Duplex] {
-  const sides: Duplex[] = [];
-  const side = (other: () => Duplex) => new Duplex({
-    read() {},
-    write(chunk: Buffer, _encoding, done) {
-      other().push(chunk);
-      done();
-    },
-    final(done) {
-      other().push(null);
-      done();
-    },
-    destroy(error, done) {
-      const o = other();
-      if (!o.destroyed) o.destroy();
-      done(error);
-    },
-  });
-  sides.push(side(() => sides[1]), side(() => sides[0]));
-  return [sides[0], sides[1]];
-}

@@ -64,8 +64,7 @@ interface Interval { start: string; end: string }
  * deletes, and applies both at one revision (delete and put events, the key
  * created anew). mergekv refuses that Txn as a duplicate, as it does any
  * other overlap: its Txn keeps one write per key (found by the
- * differential test; REDESIGN.md, "Errors"). The same holds for a key a
- * nested Txn puts and a later nested Txn deletes (checkIntervals).
+ * differential test; REDESIGN.md, "Errors").
  */
 function contains(iv: Interval, key: string): boolean {
   if (iv.end === "") return key === iv.start;
@@ -87,9 +86,6 @@ function checkIntervals(ops: RequestOp[]): { puts: Set<string>; dels: Interval[]
     if (!("txn" in op)) continue;
     const then = checkIntervals(op.txn.success);
     const otherwise = checkIntervals(op.txn.failure);
-    // Stricter than etcd 3.4, which does not check a nested Txn's deletes against the puts of the
-    // nested Txns before it: a key put and then deleted in one Txn is refused (see `contains`).
-    for (const iv of then.dels.concat(otherwise.dels)) for (const k of puts) if (contains(iv, k)) throw new MergekvError("DuplicateKey");
     for (const k of then.puts) {
       if (puts.has(k) || dup(k)) throw new MergekvError("DuplicateKey");
       puts.add(k);

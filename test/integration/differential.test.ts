@@ -4,8 +4,12 @@
  * start at revision 1 and every write takes the next revision on both, so
  * every answer must be the same, field for field (headers' member and
  * cluster ids and raft term aside), errors included (code and message);
- * so must the keyspace after each request, and the events a watch of the
- * whole keyspace (with prev_kv) received over the run.
+ * so must the keyspace after each request, the events a watch of the whole
+ * keyspace (with prev_kv) received over the run, the replay of a watch
+ * opened at a past revision every 50 requests, and, every 50 requests too,
+ * what a watch of a key, a prefix or everything, with a filter or none,
+ * with prev_kv or not, receives from a past revision up to two writes of
+ * its own.
  * The keyspace is small so that requests collide: overwrites, deletes of
  * what a Txn just wrote, ranges over history, compares on every target.
  * The seed is printed; MERGEKV_TEST_SEED replays a run.
@@ -156,6 +160,44 @@ async function eventsUntilEnd(w: RawWatchStream): Promise<unknown[]> {
   }
 }
 
+/** A watch stream with one watch created (its created answer taken). */
+async function openWatch(t: Target, create: Msg): Promise<RawWatchStream> {
+  const w = watchStream(t.endpoint);
+  w.send({ create_request: create });
+  expect((await w.next()).created).toBe(true);
+  return w;
+}
+
+/** A watch's events, comparable and each revision's in key order (see historyFrom), up to the one `last` says ends them; closes it. */
+async function eventsUntil(w: RawWatchStream, last: (e: Msg) => boolean): Promise<unknown[]> {
+  const events: Msg[] = [];
+  try {
+    for (let done = false; !done; ) {
+      for (const e of (await w.next()).events ?? []) {
+        events.push(e);
+        if (last(e)) {
+          done = true; // what came with it in one answer is cut: the servers batch differently
+          break;
+        }
+      }
+    }
+  } finally {
+    w.close();
+  }
+  return inRevisionThenKeyOrder(events.map(comparable));
+}
+
+/**
+ * Events sorted by revision, then key within one: replaying history, etcd
+ * gives a multi-key Txn's events in the Txn's op order (its sub-revisions),
+ * mergekv in key order, as its histories are per key (live events come in
+ * op order on both, as the whole-run watch checks). A difference kept.
+ */
+function inRevisionThenKeyOrder(events: unknown[]): unknown[] {
+  const at = (e: unknown) => { const kv = (e as Msg).kv; return [Number(kv.mod_revision), String(kv.key)] as const; };
+  return [...events].sort((a, b) => { const [ra, ka] = at(a), [rb, kb] = at(b); return ra - rb || (ka < kb ? -1 : ka > kb ? 1 : 0); });
+}
+
 /**
  * A new watch of the whole keyspace from `start`: the events it replays up to
  * revision `upTo`, or how it was cancelled (a start below the compact revision).
@@ -175,12 +217,7 @@ async function historyFrom(t: Target, start: string, upTo: number): Promise<unkn
       }
       if (r.created && (r.events ?? []).length === 0 && Number(r.header.revision) <= last) break; // nothing to replay
     }
-    // One difference is kept and shown here: replaying history, etcd gives a multi-key Txn's events
-    // in the Txn's op order (its sub-revisions), mergekv in key order (its histories are per key; the
-    // live events of the same Txn come in op order on both, as the whole-run watch above checks).
-    const byRevisionThenKey = (e: unknown) => { const kv = (e as Msg).kv; return [Number(kv.mod_revision), kv.key] as const; };
-    events.sort((a, b) => { const [ra, ka] = byRevisionThenKey(a), [rb, kb] = byRevisionThenKey(b); return ra - rb || (ka < kb ? -1 : ka > kb ? 1 : 0); });
-    return { events };
+    return { events: inRevisionThenKeyOrder(events) };
   } finally {
     w.close();
   }
@@ -206,6 +243,7 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
     const seed = chooseSeed("differential etcd/mergekv");
     const model: Model = { rev: 1, compacted: 0, leases: new Set() };
     const next = generator(new SeededRandom(seed), model);
+    const rnd = new SeededRandom(seed + 1); // the watches' options, apart from the requests
     const watches = [etcd, mergekv].map((t) => watchStream(t.endpoint));
     for (const w of watches) {
       w.send({ create_request: { key: Buffer.of(0), range_end: Buffer.of(0), prev_kv: true } });
@@ -229,6 +267,39 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
         expect({ after: step, seed, state: stateMergekv }).toEqual({ after: step, seed, state: stateEtcd });
       }
       const a = fromEtcd as Msg;
+      if (a.error !== undefined) errors++;
+      const rev = Number(a.header?.revision ?? model.rev);
+      if (rev > model.rev) writes++;
+      model.rev = Math.max(model.rev, rev);
+      if (call.method === "Compact" && a.error === undefined) model.compacted = Number(call.req.revision);
+      if (call.method === "LeaseGrant" && a.error === undefined) model.leases.add(call.req.ID);
+      if (call.method === "LeaseRevoke" && a.error === undefined) model.leases.delete(call.req.ID);
+      if (step % 50 === 24) {
+        // A filtered watch of part of the keyspace from a past revision, ended by two writes of its own.
+        const start = String(model.compacted + 1 + ((seed >>> 0) + step) % Math.max(1, model.rev - model.compacted));
+        const options: Msg = {
+          ...rnd.pick([{ key: Buffer.of(0), range_end: Buffer.of(0) }, { key: b("d/"), range_end: b("d0") }, { key: b("d/a") }]),
+          filters: rnd.pick([[], ["Noput"], ["Nodelete"]]), // the etcd3 package's proto spells them so
+          prev_kv: rnd.below(2) === 0,
+          start_revision: start,
+        };
+        const watches = await Promise.all([etcd, mergekv].map((t) => openWatch(t, options)));
+        let sentinelRev = 0;
+        for (const c of [ce, cm]) {
+          await c.call("KV", "Put", { key: b("d/a"), value: b("sentinel") });
+          sentinelRev = Number((await c.call("KV", "DeleteRange", { key: b("d/a") })).header.revision);
+        }
+        model.rev = sentinelRev;
+        // The end: the sentinel's delete (its put, with puts filtered out); an earlier sentinel's put has an older revision.
+        const ends = (e: Msg) => Buffer.from(e.kv.key).toString() === "d/a" && Number(e.kv.mod_revision) === (options.filters.includes("Noput") ? sentinelRev : sentinelRev - 1);
+        const [seenEtcd, seenMergekv] = await Promise.all(watches.map((w) => eventsUntil(w, ends))).catch((e: Error) => {
+          throw new Error(`filtered watch ${JSON.stringify(comparable(options))} at step ${step} of seed ${seed} (revision ${model.rev}): ${e.message}`);
+        });
+        if (JSON.stringify(seenEtcd) !== JSON.stringify(seenMergekv)) {
+          console.log(`filtered watch ${JSON.stringify(comparable(options))} at step ${step} of seed ${seed}`);
+          expect({ seed, step, mergekv: seenMergekv }).toEqual({ seed, step, mergekv: seenEtcd });
+        }
+      }
       if (step % 50 === 49) {
         // A watch from a past revision: its replay of history, or its cancellation below the compact revision.
         // Not at the compact revision itself: etcd 3.4 misses a delete made exactly there (a known etcd
@@ -241,13 +312,6 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
           expect({ seed, step, start, mergekv: replayMergekv }).toEqual({ seed, step, start, mergekv: replayEtcd });
         }
       }
-      if (a.error !== undefined) errors++;
-      const rev = Number(a.header?.revision ?? model.rev);
-      if (rev > model.rev) writes++;
-      model.rev = Math.max(model.rev, rev);
-      if (call.method === "Compact" && a.error === undefined) model.compacted = Number(call.req.revision);
-      if (call.method === "LeaseGrant" && a.error === undefined) model.leases.add(call.req.ID);
-      if (call.method === "LeaseRevoke" && a.error === undefined) model.leases.delete(call.req.ID);
     }
     // The run exercised something: writes advanced the revision, and some requests were refused.
     expect(writes).toBeGreaterThan(STEPS / 4);

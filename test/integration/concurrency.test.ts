@@ -82,7 +82,11 @@ describe.each(TARGETS)("lock and election services on %s", (name) => {
     const a = await grant("1201");
     const bLease = await grant("1202");
     await call(s.lock, "Lock", { name: b("lg"), lease: a });
-    await expect(call(s.lock, "Lock", { name: b("lg"), lease: bLease }, 300)).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    const gaveUp = await grpcError(call(s.lock, "Lock", { name: b("lg"), lease: bLease }, 300));
+    // etcd's own recipe sees the same deadline and may answer first, with its untranslated
+    // "context deadline exceeded" (code 2), before the client's timer fires (seen once in a CI run).
+    const etcdFirst = name === "etcd" && gaveUp.code === UNKNOWN && /deadline exceeded/.test(gaveUp.details);
+    if (!etcdFirst) expect(gaveUp.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     const deadline = Date.now() + 5_000;
     while ((await keysUnder("lg/")).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await keysUnder("lg/")).toEqual([`lg/${hex(a)}`]);

@@ -57,6 +57,8 @@ export interface UnaryOptions {
   readOnly?: boolean;
   /** Answered without a token even when auth is on (Authenticate, Status, MemberList). */
   public?: boolean;
+  /** The handler identifies its caller itself (the KV calls: after checking the request's form, as etcd). */
+  identifiesCaller?: boolean;
 }
 
 /** The token a call carries: etcd clients send it as metadata "token", the gateway as "authorization"; etcd reads either. */
@@ -82,7 +84,7 @@ export function unary(ctx: RpcContext, handle: UnaryHandler, opts: UnaryOptions 
       work = Promise.reject(new MergekvError("RequestTooLarge"));
     } else {
       try {
-        const caller = { user: opts.public ? undefined : ctx.auth.identify(tokenOf(call)) };
+        const caller = { user: opts.public || opts.identifiesCaller ? undefined : ctx.auth.identify(tokenOf(call)) };
         work = handle(req, caller, call);
       } catch (e) {
         work = Promise.reject(e);

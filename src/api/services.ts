@@ -59,7 +59,7 @@ export function kvService(engine: Engine): ServiceImplementation {
     return engine.auth.identify(tokenOf(call));
   };
   /** KV handlers identify their caller themselves (callerOf), after the form. */
-  const kv = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, { ...opts, public: true });
+  const kv = (fn: UnaryHandler, opts?: UnaryOptions) => unary(engine, fn, { ...opts, identifiesCaller: true });
   return {
     Range: kv(async (req, _, call) => {
       const range = toRange(req);

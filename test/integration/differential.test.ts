@@ -139,7 +139,6 @@ async function answer(c: RawClient, call: Call): Promise<unknown> {
   try {
     const r = await c.call(call.service, call.method, call.req);
     if (call.method === "LeaseTimeToLive" && Number(r.TTL) > 0) r.TTL = "live"; // seconds left tick on their own clocks
-    if (call.method === "LeaseGrant") r.TTL = r.TTL === "600" ? "600" : r.TTL;
     return comparable(r);
   } catch (e) {
     const err = e as grpc.ServiceError;

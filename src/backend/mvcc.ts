@@ -5,10 +5,15 @@
  * (revision, writes) sequence and so hold identical stores.
  *
  * Invariants:
- *  1. A key's history is sorted by mod revision, strictly increasing.
+ *  1. A key's history is sorted by (mod revision, sub), strictly increasing:
+ *     `sub` is the write's place in its revision's writes (etcd's
+ *     sub-revision), so a revision that writes a key twice (a Txn putting
+ *     it in one nested Txn and deleting it in a later one) keeps both.
  *  2. A tombstone (value null) is the first entry of a history only at the
  *     compact revision (kept so that a watch from there sees the delete).
- *  3. No entry older than the newest entry at or below compactRev survives a compaction.
+ *  3. No entry of a revision older than the newest revision at or below
+ *     compactRev survives a compaction (all of that revision's entries do,
+ *     so a watch from there sees each of its events).
  *  4. rev never goes down.
  */
 import BTree from "sorted-btree";
@@ -28,6 +33,8 @@ export interface KeyValue {
 
 interface Entry {
   mod: number;
+  /** The write's place among its revision's writes: orders one revision's events as the request made them. */
+  sub: number;
   create: number;
   version: number;
   /** null: deleted at `mod`. */
@@ -82,41 +89,39 @@ export class MvccStore {
   }
 
   /**
-   * Records `writes` at revision `rev` (> the current one). Deleting an absent
-   * key is no event. `replay`: recovery over a snapshot that may already hold
-   * some of these writes; a write at or below the key's newest revision is skipped.
+   * Records `writes` at revision `rev` (> the current one), in order: a key
+   * may come twice (put, then deleted by a later op of the same Txn), and
+   * each write is an event. Deleting an absent key is no event. A put's or
+   * delete's prev is the key's value before the revision, as etcd's watch
+   * reads it (at mod - 1). `replay`: recovery over a snapshot that may
+   * already hold some of these writes; a write at or below the key's newest
+   * (revision, sub) is skipped.
    */
   apply(rev: number, writes: readonly Write[], replay = false): MvccEvent[] {
     if (!replay) assert(rev > this.rev, `revision ${rev} after ${this.rev}`);
     if (rev > this.rev) this.rev = rev;
     const events: MvccEvent[] = [];
-    for (const w of writes) {
+    for (let sub = 0; sub < writes.length; sub++) {
+      const w = writes[sub];
       const history = this.index.get(w.key);
-      if (replay && history && history[history.length - 1].mod >= rev) continue;
       const last = history?.[history.length - 1];
+      if (replay && last && (last.mod > rev || (last.mod === rev && last.sub >= sub))) continue;
       const live = last && last.value !== null ? last : undefined;
-      const prev = live ? toKeyValue(w.key, live) : undefined;
+      const again = last !== undefined && last.mod === rev; // this revision wrote the key before
+      if (w.value === null && !live) continue;
+      const before = again ? liveBefore(history!, rev) : live;
+      const prev = before ? toKeyValue(w.key, before) : undefined;
+      let entry: Entry;
       if (w.value === null) {
-        if (!live) continue;
-        history!.push({ mod: rev, create: 0, version: 0, value: null, lease: 0 });
+        entry = { mod: rev, sub, create: 0, version: 0, value: null, lease: 0 };
         events.push({ type: "delete", kv: deletedAt(w.key, rev), prev });
-        this.byRevision?.add(rev, w.key);
       } else {
-        const entry: Entry = {
-          mod: rev,
-          create: live ? live.create : rev,
-          version: live ? live.version + 1 : 1,
-          value: w.value,
-          lease: w.lease,
-        };
-        if (history && last!.mod === rev) history[history.length - 1] = entry; // same key twice in one revision: last wins
-        else {
-          if (history) history.push(entry);
-          else this.index.set(w.key, [entry]);
-          this.byRevision?.add(rev, w.key);
-        }
+        entry = { mod: rev, sub, create: live ? live.create : rev, version: live ? live.version + 1 : 1, value: w.value, lease: w.lease };
         events.push({ type: "put", kv: toKeyValue(w.key, entry), prev });
       }
+      if (history) history.push(entry);
+      else this.index.set(w.key, [entry]);
+      if (!again) this.byRevision?.add(rev, w.key);
       this.dirty?.add(w.key);
     }
     return events;
@@ -196,10 +201,12 @@ export class MvccStore {
         stoppedAt = key;
         break;
       }
-      const keepFrom = lastIndexAtOrBelow(history, rev);
-      if (keepFrom <= 0 && (history[0].value !== null || history[0].mod === rev)) continue;
-      const dropTombstone = keepFrom >= 0 && history[keepFrom].value === null && history[keepFrom].mod < rev;
-      const start = dropTombstone ? keepFrom + 1 : Math.max(keepFrom, 0);
+      const last = lastIndexAtOrBelow(history, rev);
+      if (last < 0) continue;
+      let first = last; // the first entry of that revision
+      while (first > 0 && history[first - 1].mod === history[last].mod) first--;
+      const deleted = history[last].value === null && history[last].mod < rev; // gone before the compact revision
+      const start = deleted ? last + 1 : first;
       if (start === 0) continue;
       history.splice(0, start);
       touched++;
@@ -227,18 +234,18 @@ export class MvccStore {
 
   /**
    * Every event in [fromRev, toRev] on keys in [key, rangeEnd), in revision
-   * order (keys in byte order within a revision): a watch's history. A put's
-   * prev is the key's entry before it, if still live and not compacted away.
-   * A range is read by revision where the store indexes them (the cost is
-   * the revisions, not the keys in the range); a single key from its history.
+   * order, each revision's in the order its request made them (sub; key
+   * order among writes recovered without one): a watch's history. An
+   * event's prev is the key's value before that revision, if still live and
+   * not compacted away. A range is read by revision where the store indexes
+   * them (the cost is the revisions, not the keys in the range); a single
+   * key from its history.
    */
   eventsBetween(key: string, rangeEnd: string, fromRev: number, toRev: number): MvccEvent[] {
     if (rangeEnd !== "" && this.byRevision && fromRev >= this.byRevision.first) return this.eventsByRevision(key, rangeEnd, fromRev, toRev);
-    const events: MvccEvent[] = [];
+    const found: Found[] = [];
     const visit = (k: string, history: Entry[]) => {
-      for (let i = Math.max(0, lastIndexAtOrBelow(history, fromRev - 1) + 1); i < history.length && history[i].mod <= toRev; i++) {
-        events.push(eventOf(k as KeyString, history, i, this.compactRev));
-      }
+      for (let i = Math.max(0, lastIndexAtOrBelow(history, fromRev - 1) + 1); i < history.length && history[i].mod <= toRev; i++) found.push({ key: k as KeyString, history, i });
     };
     if (rangeEnd === "") {
       const h = this.index.get(key);
@@ -250,24 +257,30 @@ export class MvccStore {
         visit(k, history);
       }
     }
-    return events.sort((a, b) => a.kv.mod - b.kv.mod || (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0));
+    return found.sort(inWriteOrder).map((f) => eventOf(f.key, f.history, f.i, this.compactRev));
   }
 
-  /** eventsBetween through the revision index: each revision's keys, in byte order, that fall in the range. */
+  /** eventsBetween through the revision index: each revision's keys that fall in the range, their entries in write order. */
   private eventsByRevision(key: string, rangeEnd: string, fromRev: number, toRev: number): MvccEvent[] {
     const byRevision = this.byRevision!;
     const events: MvccEvent[] = [];
+    const found: Found[] = [];
     const visit = (k: string, rev: number) => {
       if (!inRange(k, key, rangeEnd)) return;
       const history = this.index.get(k)!;
-      const i = lastIndexAtOrBelow(history, rev);
+      let i = lastIndexAtOrBelow(history, rev);
       assert(i >= 0 && history[i].mod === rev, `the revision index holds ${JSON.stringify(k)} at ${rev}, its history does not`);
-      events.push(eventOf(k as KeyString, history, i, this.compactRev));
+      while (i > 0 && history[i - 1].mod === rev) i--;
+      for (; i < history.length && history[i].mod === rev; i++) found.push({ key: k as KeyString, history, i });
     };
     for (let rev = fromRev; rev <= toRev; rev++) {
       const keys = byRevision.at(rev);
+      if (keys === undefined) continue;
       if (typeof keys === "string") visit(keys, rev);
-      else if (keys) for (const k of [...keys].sort()) visit(k, rev);
+      else for (const k of keys) visit(k, rev);
+      if (found.length > 1) found.sort(inWriteOrder);
+      for (const f of found) events.push(eventOf(f.key, f.history, f.i, this.compactRev));
+      found.length = 0;
     }
     return events;
   }
@@ -291,6 +304,10 @@ export class MvccStore {
       w.u8(e.value === null ? 1 : 0);
       w.bytes(e.value ?? EMPTY);
     }
+    if (history.some((e) => e.sub !== 0)) { // most histories have none: their bytes stay as before subs were kept
+      w.u8(HISTORY_SUBS);
+      for (const e of history) w.u32(e.sub);
+    }
     return w.finish();
   }
 
@@ -302,15 +319,19 @@ export class MvccStore {
       const mod = r.u64(), create = r.u64(), version = r.u64(), lease = r.u64();
       const deleted = r.u8() === 1;
       const value = r.bytes();
-      history.push({ mod, create, version, lease, value: deleted ? null : value });
+      history.push({ mod, sub: 0, create, version, lease, value: deleted ? null : value });
+    }
+    if (!r.atEnd()) {
+      if (r.u8() !== HISTORY_SUBS) throw new MergekvError("Corrupt", `${what}: unknown trailer`);
+      for (const e of history) e.sub = r.u32();
     }
     r.end();
     if (history.length === 0) throw new MergekvError("Corrupt", `${what}: empty history`);
     for (let i = 1; i < history.length; i++) {
-      if (history[i].mod <= history[i - 1].mod) throw new MergekvError("Corrupt", `${what}: history out of order`);
+      if (inWriteOrder({ key, history, i: i - 1 }, { key, history, i }) >= 0) throw new MergekvError("Corrupt", `${what}: history out of order`);
     }
     this.index.set(key, history);
-    if (this.byRevision) for (const e of history) this.byRevision.add(e.mod, key);
+    if (this.byRevision) for (let i = 0; i < history.length; i++) if (i === 0 || history[i].mod !== history[i - 1].mod) this.byRevision.add(history[i].mod, key);
     const top = history[history.length - 1].mod;
     if (top > this.rev) this.rev = top;
   }
@@ -337,15 +358,33 @@ export class MvccStore {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Follows a history's entries when any has a sub: each entry's, in order. */
+const HISTORY_SUBS = 1;
+
+/** One history entry, found for an event. */
+interface Found {
+  key: KeyString;
+  history: Entry[];
+  i: number;
+}
+
+/** Revision, then sub, then key (writes recovered from a history written before subs were kept have sub 0). */
+function inWriteOrder(a: Found, b: Found): number {
+  const x = a.history[a.i], y = b.history[b.i];
+  return x.mod - y.mod || x.sub - y.sub || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
 
 /**
- * The event of `history[i]` of `key`, with the entry before it as prev if
- * that was live and is not compacted away: an event at the compact revision
- * has none, whether or not its history has been trimmed yet.
+ * The event of `history[i]` of `key`, with the key's value before that
+ * revision as prev if it was live and is not compacted away (an earlier
+ * write of the same revision is not: etcd reads prev at mod - 1); an event
+ * at the compact revision has none, whether or not its history has been
+ * trimmed yet.
  */
 function eventOf(key: KeyString, history: Entry[], i: number, compactRev: number): MvccEvent {
   const e = history[i];
-  const prev = i > 0 && e.mod > compactRev && history[i - 1].value !== null ? toKeyValue(key, history[i - 1]) : undefined;
+  const before = e.mod > compactRev ? liveBefore(history, e.mod) : undefined;
+  const prev = before ? toKeyValue(key, before) : undefined;
   return e.value === null ? { type: "delete", kv: deletedAt(key, e.mod), prev } : { type: "put", kv: toKeyValue(key, e), prev };
 }
 
@@ -365,6 +404,12 @@ function lastIndexAtOrBelow(history: Entry[], rev: number): number {
     if (history[mid].mod <= rev) { found = mid; lo = mid + 1; } else hi = mid - 1;
   }
   return found;
+}
+
+/** The key's live entry before revision `rev` (what etcd's watch reads as prev, at rev - 1). */
+function liveBefore(history: Entry[], rev: number): Entry | undefined {
+  const i = lastIndexAtOrBelow(history, rev - 1);
+  return i >= 0 && history[i].value !== null ? history[i] : undefined;
 }
 
 function entryAt(history: Entry[], rev: number): Entry | undefined {

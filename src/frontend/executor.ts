@@ -163,16 +163,15 @@ export class Executor {
   }
 
   private ship(view: TxnView, result: KvResult, replyTo: number | undefined): Promise<Executed> {
-    const writes = [...view.writes.values()];
     const buckets = this.replica.buckets;
-    for (const w of writes) {
+    for (const w of view.writes.values()) {
       if (w.value === null) buckets.delete(w.key);
       else buckets.put(w.key, w.value);
     }
     const changes = buckets.commit();
     const seq = ++this.seq;
     for (const c of changes) if (!buckets.owns(c.bucket)) this.foreignSeq.set(c.bucket, seq);
-    const keys = writes.map((w) => w.key);
+    const keys = [...view.writes.keys()];
     for (const k of keys) this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
     const reply = replyTo !== undefined && view.settled ? { seq, id: replyTo, result } : undefined;
     const done = new Promise<Executed>((resolve) => {
@@ -186,7 +185,7 @@ export class Executor {
         },
       });
     });
-    this.send({ actor: this.replica.actor, seq, changes, writes }, reply);
+    this.send({ actor: this.replica.actor, seq, changes, writes: view.ordered }, reply);
     return done;
   }
 

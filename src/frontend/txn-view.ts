@@ -8,7 +8,14 @@ import { KeyString } from "../persist/encoding";
 import { Write } from "../persist/records";
 
 export class TxnView {
+  /** The request's net write per key: what its reads see, and what its Automerge change makes. */
   readonly writes = new Map<KeyString, Write>();
+  /**
+   * Every write in the order the request made it, a key again when a later
+   * op wrote it again (a nested Txn deleting what an earlier one put: etcd
+   * sends both events): the request's writes as they are recorded.
+   */
+  readonly ordered: Write[] = [];
   /** Kvs shown to this request with a stand-in revision, and whether they are its creations. */
   private readonly unassigned: { kv: KeyValue; created: boolean }[] = [];
 
@@ -36,11 +43,16 @@ export class TxnView {
   }
 
   put(key: KeyString, value: Uint8Array, lease: number): void {
-    this.writes.set(key, { key, value, lease });
+    this.write({ key, value, lease });
   }
 
   delete(key: KeyString): void {
-    this.writes.set(key, { key, value: null, lease: 0 });
+    this.write({ key, value: null, lease: 0 });
+  }
+
+  private write(w: Write): void {
+    this.writes.set(w.key, w);
+    this.ordered.push(w);
   }
 
   /** Whether no result shown so far holds a stand-in revision (so `assign` has nothing to fill in). */

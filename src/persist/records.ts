@@ -81,6 +81,7 @@ class Reader {
   u32(): number { this.need(4); const v = this.buf.readUInt32BE(this.off); this.off += 4; return v; }
   u64(): number { this.need(8); const v = decodeU64(this.buf, this.off); this.off += 8; return v; }
   bytes(): Uint8Array { const n = this.u32(); this.need(n); const v = this.buf.subarray(this.off, this.off + n); this.off += n; return new Uint8Array(v); }
+  atEnd(): boolean { return this.off === this.buf.length; }
   end() { if (this.off !== this.buf.length) throw new MergekvError("Corrupt", `${this.what}: ${this.buf.length - this.off} trailing bytes`); }
 }
 

@@ -157,17 +157,39 @@ describe("compaction a slice per turn (trimSoon)", () => {
 });
 
 describe("history encoding", () => {
-  const revisions = [[put("k", "a", 3)], [put("j", "x")], [put("k", "b")], [del("k")], [put("k", "c")], [del("j")]];
+  // Revision 6 writes j, then k twice (put, then deleted by a later op of its Txn), then i.
+  const revisions = [[put("k", "a", 3)], [put("j", "x")], [put("k", "b")], [del("k")], [put("k", "c")], [put("j", "y"), put("k", "d"), del("k"), put("i", "z")], [del("j")]];
+  const KEYS = ["i", "j", "k"];
 
-  test("encodeHistory and loadHistory round-trip every key's answers at every revision", () => {
+  test("encodeHistory and loadHistory round-trip every key's answers and every event, in write order", () => {
     const original = storeWith(...revisions);
-    const restored = new MvccStore();
+    const restored = new MvccStore({ byRevision: true });
+    restored.indexFrom(0);
     for (const k of original.keys()) restored.loadHistory(k as KeyString, original.encodeHistory(k)!, `history of ${k}`);
     expect(restored.rev).toBe(original.rev);
     for (let rev = 1; rev <= original.rev; rev++) {
-      for (const k of ["k", "j"]) expect(restored.get(k, rev)).toEqual(original.get(k, rev));
+      for (const k of KEYS) expect(restored.get(k, rev)).toEqual(original.get(k, rev));
     }
+    const brief = (e: MvccEvent) => [e.type, e.kv.key, e.kv.mod, text(e.prev)];
+    const events = original.eventsBetween(RANGE_END_ALL, RANGE_END_ALL, 1, original.rev).map(brief);
+    expect(events.filter((e) => e[2] === 6)).toEqual([["put", "j", 6, "x"], ["put", "k", 6, "c"], ["delete", "k", 6, "c"], ["put", "i", 6, undefined]]);
+    expect(restored.eventsBetween(RANGE_END_ALL, RANGE_END_ALL, 1, original.rev).map(brief)).toEqual(events); // by revision, from the histories
+    expect(restored.eventsBetween("k", "", 1, original.rev).map(brief)).toEqual(events.filter((e) => e[1] === "k")); // one key's own history
     expect(original.encodeHistory("never")).toBeUndefined();
+  });
+
+  test("a history none of whose writes had another before it in its revision encodes as before subs were kept; one that did keeps them", () => {
+    const store = storeWith(...revisions);
+    const entryBytes = (value: string) => 4 * 8 + 1 + 4 + value.length;
+    expect(store.encodeHistory("j")!.length).toBe(4 + entryBytes("x") + entryBytes("y") + entryBytes(""));
+    const k = store.encodeHistory("k")!;
+    expect(k.length).toBe(4 + ["a", "b", "", "c", "d", ""].reduce((n, v) => n + entryBytes(v), 0) + 1 + 6 * 4);
+    const corrupt = Buffer.from(k);
+    corrupt[k.length - 6 * 4 - 1] = 9; // not the subs' tag
+    expect(codeOf(() => new MvccStore().loadHistory(key("k"), corrupt, "k"))).toBe("Corrupt");
+    const outOfOrder = Buffer.from(k);
+    outOfOrder.writeUInt32BE(1, k.length - 4); // the delete at revision 6 given the sub of the put before it
+    expect(codeOf(() => new MvccStore().loadHistory(key("k"), outOfOrder, "k"))).toBe("Corrupt");
   });
 
   test("replaying records over a restored history changes nothing (idempotent)", () => {
@@ -175,7 +197,18 @@ describe("history encoding", () => {
     const restored = new MvccStore();
     for (const k of original.keys()) restored.loadHistory(k as KeyString, original.encodeHistory(k)!, k);
     revisions.forEach((writes, i) => expect(restored.apply(i + 1, writes, true)).toEqual([]));
-    for (const k of ["k", "j"]) expect(restored.encodeHistory(k)).toEqual(original.encodeHistory(k));
+    for (const k of KEYS) expect(restored.encodeHistory(k)).toEqual(original.encodeHistory(k));
+  });
+
+  test("replaying over a history restored in the middle of a revision's writes applies the rest (by revision and sub)", () => {
+    const upTo5 = storeWith(...revisions.slice(0, 5));
+    const restored = new MvccStore();
+    for (const k of upTo5.keys()) restored.loadHistory(k as KeyString, upTo5.encodeHistory(k)!, k);
+    restored.apply(6, revisions[5].slice(0, 2), true); // j and k's put
+    expect(restored.apply(6, revisions[5], true).map((e) => [e.type, e.kv.key])).toEqual([["delete", "k"], ["put", "i"]]);
+    expect(restored.apply(7, revisions[6], true).map((e) => [e.type, e.kv.key])).toEqual([["delete", "j"]]);
+    const original = storeWith(...revisions);
+    for (const k of KEYS) expect(restored.encodeHistory(k)).toEqual(original.encodeHistory(k));
   });
 
   test("loadHistory rejects truncated, empty and out-of-order histories as Corrupt", () => {
@@ -193,6 +226,8 @@ describe("history encoding", () => {
 /** The reference: the whole keyspace copied at every revision; etcd's rules written out plainly. */
 class ReferenceModel {
   private readonly states: Map<string, KeyValue>[] = [new Map()];
+  /** Per revision, the keys it has events for. */
+  private readonly written: Set<string>[] = [new Set()];
   compactRev = 0;
 
   get rev(): number {
@@ -204,18 +239,20 @@ class ReferenceModel {
     const state = new Map(this.states[this.rev]);
     const events: MvccEvent[] = [];
     for (const w of writes) {
-      const prev = state.get(w.key);
+      const live = state.get(w.key);
+      const prev = this.states[this.rev].get(w.key); // etcd's prev: the value before the revision
       if (w.value === null) {
-        if (!prev) continue;
+        if (!live) continue;
         state.delete(w.key);
         events.push({ type: "delete", kv: { key: w.key, create: 0, mod: rev, version: 0, value: new Uint8Array(0), lease: 0 }, prev });
       } else {
-        const kv = { key: w.key, create: prev ? prev.create : rev, mod: rev, version: prev ? prev.version + 1 : 1, value: w.value, lease: w.lease };
+        const kv = { key: w.key, create: live ? live.create : rev, mod: rev, version: live ? live.version + 1 : 1, value: w.value, lease: w.lease };
         state.set(w.key, kv);
         events.push({ type: "put", kv, prev });
       }
     }
     this.states.push(state);
+    this.written.push(new Set(events.map((e) => e.kv.key)));
     return events;
   }
 
@@ -234,11 +271,17 @@ class ReferenceModel {
     return undefined;
   }
 
-  /** Keys that must keep history: live at some readable revision, or deleted exactly at the compact revision (a watch from there sees that delete). */
+  /**
+   * Keys that must keep history: live at some readable revision, or with an
+   * event at one (a watch from there sees it: a delete at the compact
+   * revision, a key put and deleted in one revision).
+   */
   retainedKeys(): string[] {
     const keys = new Set<string>();
-    for (let rev = this.compactRev; rev <= this.rev; rev++) for (const k of this.states[rev].keys()) keys.add(k);
-    if (this.compactRev > 0) for (const k of this.states[this.compactRev - 1].keys()) if (!this.states[this.compactRev].has(k)) keys.add(k);
+    for (let rev = this.compactRev; rev <= this.rev; rev++) {
+      for (const k of this.states[rev].keys()) keys.add(k);
+      for (const k of this.written[rev]) keys.add(k);
+    }
     return [...keys].sort();
   }
 }
@@ -249,7 +292,9 @@ describe("MvccStore against a reference model", () => {
 
   function randomWrites(random: SeededRandom): Write[] {
     const keys = KEYS.filter(() => random.next() < 0.35);
-    return keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`, random.below(3)) : del(k)));
+    const writes = keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`, random.below(3)) : del(k)));
+    for (const w of [...writes]) if (w.value !== null && random.next() < 0.2) writes.push(del(w.key)); // put, then deleted by a later nested Txn
+    return writes;
   }
 
   function checkRead(store: MvccStore, model: ReferenceModel, random: SeededRandom): void {
@@ -320,6 +365,7 @@ describe("history by revision (eventsBetween, a watch's catch-up)", () => {
         if (roll < 0.75) {
           const keys = KEYS.filter(() => random.next() < 0.35).sort(() => random.next() - 0.5); // a Txn's keys in any order
           const writes = keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`) : del(k)));
+          for (const w of [...writes]) if (w.value !== null && random.next() < 0.2) writes.push(del(w.key)); // put, then deleted by a later nested Txn
           const rev = model.rev + 1;
           log.push(...model.apply(writes));
           indexed.apply(rev, writes);
@@ -339,7 +385,7 @@ describe("history by revision (eventsBetween, a watch's catch-up)", () => {
           const to = from + random.below(20);
           const expected = log
             .filter((e) => e.kv.mod >= from && e.kv.mod <= to && inRange(e.kv.key, start, end))
-            .sort((a, b) => a.kv.mod - b.kv.mod || (a.kv.key < b.kv.key ? -1 : 1))
+            .sort((a, b) => a.kv.mod - b.kv.mod) // stable: each revision's in write order
             // A prev from before the compact revision is compacted away.
             .map((e) => brief(e.kv.mod === model.compactRev ? { type: e.type, kv: e.kv } : e));
           const what = { run, step, start, end, from, to };
@@ -362,7 +408,7 @@ describe("history by revision (eventsBetween, a watch's catch-up)", () => {
     const get = jest.spyOn(index, "get");
     try {
       const events = store.eventsBetween(key("a/"), key("a0"), 2, 2_002);
-      expect(events.map((e) => [e.kv.key, e.kv.mod, e.prev?.mod])).toEqual([[key("a/00003"), 2_002, 1], [key("a/00007"), 2_002, 1]]);
+      expect(events.map((e) => [e.kv.key, e.kv.mod, e.prev?.mod])).toEqual([[key("a/00007"), 2_002, 1], [key("a/00003"), 2_002, 1]]); // as written
       expect(entries).not.toHaveBeenCalled();
       expect(get).toHaveBeenCalledTimes(2);
     } finally {

@@ -25,7 +25,8 @@ const KEYS = ["d/a", "d/b", "d/c", "d/d", "d/e", "d/f", "e/a", "e/b"];
 /** Lease ids chosen by the test (the server's own choice would differ between the two). */
 const LEASE_IDS = ["1001", "1002", "1003"];
 
-type Call = { service: "KV" | "Lease"; method: string; req: Msg };
+/** `putThenDelete`: a Txn from the generator's putThenDelete, counted by the run. */
+type Call = { service: "KV" | "Lease"; method: string; req: Msg; putThenDelete?: true };
 
 /** The state the generator keeps to aim some requests at live revisions and leases. */
 interface Model { rev: number; compacted: number; leases: Set<string> }
@@ -86,15 +87,13 @@ function generator(rnd: SeededRandom, model: Model, forAuth = false): () => Call
   };
   const del = (bounded = false): Msg => ({ ...span(bounded), prev_kv: rnd.below(2) === 0 });
   /**
-   * An op of a Txn branch at `depth`. Nested Txns delete nothing: when a
-   * nested Txn deletes what an earlier nested Txn put, both servers apply
-   * it, but etcd 3.4 sends both events at that revision and mergekv only the
-   * net change (its Txn keeps one write per key; a test at the end shows it).
+   * An op of a Txn branch at `depth`: a nested Txn may delete what an
+   * earlier nested Txn put (etcd 3.4 allows it, and sends both events).
    */
   const requestOp = (depth: number): Msg => {
     const r = rnd.below(depth > 0 || forAuth ? 3 : 4);
     if (r === 0) return { request_put: put() };
-    if (r === 1) return depth > 0 ? { request_range: { ...range(), revision: "0" } } : { request_delete_range: del(true) };
+    if (r === 1) return { request_delete_range: del(true) };
     if (r === 2) return { request_range: { ...range(), revision: "0" } };
     return { request_txn: txn(depth + 1) };
   };
@@ -109,12 +108,25 @@ function generator(rnd: SeededRandom, model: Model, forAuth = false): () => Call
     success: Array.from({ length: rnd.below(4) }, () => requestOp(depth)),
     failure: Array.from({ length: rnd.below(3) }, () => requestOp(depth)),
   });
+  /** A Txn whose nested Txns put keys that a later nested Txn deletes (the key, or its prefix), reads between. */
+  const putThenDelete = (): Msg => {
+    const put1 = put(), put2 = put();
+    const k = put1.key.toString();
+    const nested = (...ops: Msg[]): Msg => ({ request_txn: { success: ops } });
+    const doomed = rnd.below(2) === 0 ? { key: put1.key } : { key: b(k.slice(0, 2)), range_end: b(`${k[0]}0`) };
+    return {
+      compare: Array.from({ length: rnd.below(2) }, compare),
+      success: [nested({ request_put: put1 }), nested({ request_put: put2 }), nested({ request_range: { ...range(), revision: "0" } }), nested({ request_delete_range: { ...doomed, prev_kv: rnd.below(2) === 0 } })],
+      failure: [nested({ request_put: put1 })],
+    };
+  };
   return () => {
     const r = rnd.below(100);
     if (r < 30) return { service: "KV", method: "Put", req: put() };
     if (r < 45) return { service: "KV", method: "Range", req: range() };
     if (r < 55) return { service: "KV", method: "DeleteRange", req: del() };
-    if (r < 85) return { service: "KV", method: "Txn", req: txn(0) };
+    if (r < 80) return { service: "KV", method: "Txn", req: txn(0) };
+    if (r < 85) return forAuth ? { service: "KV", method: "Txn", req: txn(0) } : { service: "KV", method: "Txn", req: putThenDelete(), putThenDelete: true };
     if (r < 89) return { service: "KV", method: "Compact", req: { revision: String(Math.max(1, model.compacted) + rnd.below(model.rev - model.compacted + 2)) } };
     if (r < 94) return { service: "Lease", method: "LeaseGrant", req: { ID: rnd.pick(LEASE_IDS), TTL: "600" } };
     if (r < 97) return { service: "Lease", method: "LeaseRevoke", req: { ID: rnd.pick(LEASE_IDS) } };
@@ -167,7 +179,7 @@ async function openWatch(t: Target, create: Msg): Promise<RawWatchStream> {
   return w;
 }
 
-/** A watch's events, comparable and each revision's in key order (see historyFrom), up to the one `last` says ends them; closes it. */
+/** A watch's events, comparable and in the order they came, up to the one `last` says ends them; closes it. */
 async function eventsUntil(w: RawWatchStream, last: (e: Msg) => boolean): Promise<unknown[]> {
   const events: Msg[] = [];
   try {
@@ -183,18 +195,7 @@ async function eventsUntil(w: RawWatchStream, last: (e: Msg) => boolean): Promis
   } finally {
     w.close();
   }
-  return inRevisionThenKeyOrder(events.map(comparable));
-}
-
-/**
- * Events sorted by revision, then key within one: replaying history, etcd
- * gives a multi-key Txn's events in the Txn's op order (its sub-revisions),
- * mergekv in key order, as its histories are per key (live events come in
- * op order on both, as the whole-run watch checks). A difference kept.
- */
-function inRevisionThenKeyOrder(events: unknown[]): unknown[] {
-  const at = (e: unknown) => { const kv = (e as Msg).kv; return [Number(kv.mod_revision), String(kv.key)] as const; };
-  return [...events].sort((a, b) => { const [ra, ka] = at(a), [rb, kb] = at(b); return ra - rb || (ka < kb ? -1 : ka > kb ? 1 : 0); });
+  return events.map(comparable);
 }
 
 /**
@@ -216,7 +217,7 @@ async function historyFrom(t: Target, start: string, upTo: number): Promise<unkn
       }
       if (r.created && (r.events ?? []).length === 0 && Number(r.header.revision) <= last) break; // nothing to replay
     }
-    return { events: inRevisionThenKeyOrder(events) };
+    return { events }; // in order: a Txn's events as its ops made them (etcd's sub-revisions) on both
   } finally {
     w.close();
   }
@@ -248,7 +249,7 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
       w.send({ create_request: { key: Buffer.of(0), range_end: Buffer.of(0), prev_kv: true } });
       expect((await w.next()).created).toBe(true);
     }
-    let writes = 0, errors = 0;
+    let writes = 0, errors = 0, putsThenDeletes = 0;
     for (let step = 0; step < STEPS; step++) {
       const call = next();
       const [fromEtcd, fromMergekv] = [await answer(ce, call), await answer(cm, call)];
@@ -267,6 +268,7 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
       }
       const a = fromEtcd as Msg;
       if (a.error !== undefined) errors++;
+      if (call.putThenDelete && a.succeeded) putsThenDeletes++;
       const rev = Number(a.header?.revision ?? model.rev);
       if (rev > model.rev) writes++;
       model.rev = Math.max(model.rev, rev);
@@ -315,6 +317,7 @@ describe("etcd and mergekv answer the same random sequence the same way", () => 
     // The run exercised something: writes advanced the revision, and some requests were refused.
     expect(writes).toBeGreaterThan(STEPS / 4);
     expect(errors).toBeGreaterThan(0);
+    expect(putsThenDeletes).toBeGreaterThan(0); // Txns putting keys a later nested Txn deleted
     // Every event, in order: a last put marks the end of the run on both streams.
     await Promise.all([ce, cm].map((c) => c.call("KV", "Put", { key: b("z/end"), value: b("") })));
     const [eventsEtcd, eventsMergekv] = await Promise.all(watches.map((w) => eventsUntilEnd(w)));
@@ -346,19 +349,33 @@ describe.each(["etcd", "mergekv"] as const)("a Txn that writes one key twice whe
     }
   });
 
-  test("a nested Txn deleting what an earlier nested Txn put: both apply it; etcd sends both events, mergekv the net change", async () => {
+  test("a nested Txn deleting what an earlier nested Txn put: applied, and each write is an event in op order, live and replayed, prev_kv as before the Txn", async () => {
+    const before = await c.call("KV", "Put", { key: b("g/a"), value: b("0") });
     const watch = watchStream(target.endpoint);
     try {
-      watch.send({ create_request: { key: b("g/"), range_end: b("g0") } });
+      watch.send({ create_request: { key: b("g/"), range_end: b("g0"), prev_kv: true } });
       expect((await watch.next()).created).toBe(true);
-      const txn = { success: [{ request_txn: { success: [{ request_put: { key: b("g/a"), value: b("1") } }] } }, { request_txn: { success: [{ request_delete_range: { key: b("g/a") } }] } }] };
+      const nested = (op: Msg) => ({ request_txn: { success: [op] } });
+      const txn = {
+        success: [
+          nested({ request_put: { key: b("g/b"), value: b("1") } }),
+          nested({ request_put: { key: b("g/a"), value: b("1") } }),
+          nested({ request_delete_range: { key: b("g/a"), range_end: b("g/c"), prev_kv: true } }),
+          { request_put: { key: b("g/c"), value: b("1") } },
+        ],
+      };
       const r = await c.call("KV", "Txn", txn);
-      expect(r.responses[1].response_txn.responses[0].response_delete_range.deleted).toBe("1");
-      expect((await c.call("KV", "Range", { key: b("g/a") })).kvs).toEqual([]);
+      const deleted = r.responses[2].response_txn.responses[0].response_delete_range;
+      expect([deleted.deleted, deleted.prev_kvs.map((kv: Msg) => `${kv.key}=${kv.value}`)]).toEqual(["2", ["g/a=1", "g/b=1"]]);
+      expect((await c.call("KV", "Range", { key: b("g/"), range_end: b("g0") })).kvs.map((kv: Msg) => kv.key.toString())).toEqual(["g/c"]);
       await c.call("KV", "Put", { key: b("g/z"), value: b("end") });
-      const seen: string[] = [];
-      while (!seen.includes("Put g/z")) for (const e of (await watch.next()).events ?? []) seen.push(`${e.type} ${Buffer.from(e.kv.key).toString()}`);
-      expect(seen).toEqual(name === "etcd" ? ["Put g/a", "Delete g/a", "Put g/z"] : ["Put g/z"]);
+      const brief = (e: Msg) => `${e.type} ${e.kv.key}${e.kv.value?.length ? `=${e.kv.value}` : ""}${e.prev_kv ? ` (prev ${e.prev_kv.value})` : ""}`;
+      const expected = ["Put g/b=1", "Put g/a=1 (prev 0)", "Delete g/a (prev 0)", "Delete g/b", "Put g/c=1", "Put g/z=end"];
+      const live: string[] = [];
+      while (live.length < expected.length) for (const e of (await watch.next()).events ?? []) live.push(brief(e));
+      expect(live).toEqual(expected);
+      const replay = await historyFrom(target, String(Number(before.header.revision) + 1), Number(before.header.revision) + 2);
+      expect((replay as { events: Msg[] }).events.filter((e) => String(e.kv.key).startsWith("g/")).map(brief)).toEqual(expected);
     } finally {
       watch.close();
     }

@@ -366,7 +366,7 @@ describe("watch across a mergekv restart", () => {
     }
   });
 
-  test("events survive restarts: a watch from an old revision replays them, a compaction's delete included", async () => {
+  test("events survive restarts: a watch from an old revision replays them, a Txn's in its op order, a compaction's delete included", async () => {
     const args = ["--snapshot-count", "2"]; // histories go through snapshots, not only the change log
     let server = await startServer({ args });
     const restart = async () => {
@@ -395,11 +395,19 @@ describe("watch across a mergekv restart", () => {
       await rev("Put", { key: b("sv/b"), value: b("1") });
       const rDel = await rev("DeleteRange", { key: b("sv/a") });
       const rB = await rev("Put", { key: b("sv/b"), value: b("2") });
+      // Keys out of order, and one put by a nested Txn and deleted by a later one: each write is an event, in op order.
+      const nested = (op: Msg) => ({ request_txn: { success: [op] } });
+      const rT = await rev("Txn", { success: [
+        { request_put: { key: b("sv/d"), value: b("1") } }, { request_put: { key: b("sv/c"), value: b("1") } },
+        nested({ request_put: { key: b("sv/b"), value: b("3") } }), nested({ request_delete_range: { key: b("sv/b") } }),
+      ] });
+      for (let i = 0; i < 2; i++) await rev("Put", { key: b("other"), value: b(String(i)) }); // the Txn's revision into a snapshot
       c.close();
       await restart();
-      expect(shape(await watchFrom(r1, 5))).toEqual([
+      const txnEvents = [["Put", "sv/d", "1", rT, undefined], ["Put", "sv/c", "1", rT, undefined], ["Put", "sv/b", "3", rT, "2"], ["Delete", "sv/b", "", rT, "2"]];
+      expect(shape(await watchFrom(r1, 9))).toEqual([
         ["Put", "sv/a", "1", r1, undefined], ["Put", "sv/a", "2", r1 + 1, "1"], ["Put", "sv/b", "1", r1 + 2, undefined],
-        ["Delete", "sv/a", "", rDel, "2"], ["Put", "sv/b", "2", rB, "1"],
+        ["Delete", "sv/a", "", rDel, "2"], ["Put", "sv/b", "2", rB, "1"], ...txnEvents,
       ]);
 
       const c2 = rawClient(server.endpoint);
@@ -408,7 +416,7 @@ describe("watch across a mergekv restart", () => {
       await restart();
       const below = await watchFrom(rDel - 1, 1);
       expect(below).toEqual([expect.objectContaining({ canceled: true, compact_revision: String(rDel), events: [] })]);
-      expect(shape(await watchFrom(rDel, 2))).toEqual([["Delete", "sv/a", "", rDel, undefined], ["Put", "sv/b", "2", rB, "1"]]);
+      expect(shape(await watchFrom(rDel, 6))).toEqual([["Delete", "sv/a", "", rDel, undefined], ["Put", "sv/b", "2", rB, "1"], ...txnEvents]);
     } finally {
       expect(await server.stop()).toBe(0);
       await fs.rm(server.dataDir, { recursive: true, force: true });

@@ -93,7 +93,8 @@ export class MvccStore {
    * may come twice (put, then deleted by a later op of the same Txn), and
    * each write is an event. Deleting an absent key is no event. A put's or
    * delete's prev is the key's value before the revision, as etcd's watch
-   * reads it (at mod - 1). `replay`: recovery over a snapshot that may
+   * reads it (at mod - 1), except that a put creating its key has none
+   * (etcd reads none for a create: a key deleted and put again by one Txn). `replay`: recovery over a snapshot that may
    * already hold some of these writes; a write at or below the key's newest
    * (revision, sub) is skipped.
    */
@@ -110,14 +111,13 @@ export class MvccStore {
       const again = last !== undefined && last.mod === rev; // this revision wrote the key before
       if (w.value === null && !live) continue;
       const before = again ? liveBefore(history!, rev) : live;
-      const prev = before ? toKeyValue(w.key, before) : undefined;
       let entry: Entry;
       if (w.value === null) {
         entry = { mod: rev, sub, create: 0, version: 0, value: null, lease: 0 };
-        events.push({ type: "delete", kv: deletedAt(w.key, rev), prev });
+        events.push({ type: "delete", kv: deletedAt(w.key, rev), prev: before && toKeyValue(w.key, before) });
       } else {
         entry = { mod: rev, sub, create: live ? live.create : rev, version: live ? live.version + 1 : 1, value: w.value, lease: w.lease };
-        events.push({ type: "put", kv: toKeyValue(w.key, entry), prev });
+        events.push({ type: "put", kv: toKeyValue(w.key, entry), prev: before && !created(entry) ? toKeyValue(w.key, before) : undefined });
       }
       if (history) history.push(entry);
       else this.index.set(w.key, [entry]);
@@ -378,12 +378,12 @@ function inWriteOrder(a: Found, b: Found): number {
  * The event of `history[i]` of `key`, with the key's value before that
  * revision as prev if it was live and is not compacted away (an earlier
  * write of the same revision is not: etcd reads prev at mod - 1); an event
- * at the compact revision has none, whether or not its history has been
- * trimmed yet.
+ * at the compact revision or a put creating its key has none, whether or
+ * not its history has been trimmed yet.
  */
 function eventOf(key: KeyString, history: Entry[], i: number, compactRev: number): MvccEvent {
   const e = history[i];
-  const before = e.mod > compactRev ? liveBefore(history, e.mod) : undefined;
+  const before = e.mod > compactRev && !created(e) ? liveBefore(history, e.mod) : undefined;
   const prev = before ? toKeyValue(key, before) : undefined;
   return e.value === null ? { type: "delete", kv: deletedAt(key, e.mod), prev } : { type: "put", kv: toKeyValue(key, e), prev };
 }
@@ -404,6 +404,11 @@ function lastIndexAtOrBelow(history: Entry[], rev: number): number {
     if (history[mid].mod <= rev) { found = mid; lo = mid + 1; } else hi = mid - 1;
   }
   return found;
+}
+
+/** Whether a put's entry made its key (etcd's create event: it carries no prev). */
+function created(e: Entry): boolean {
+  return e.value !== null && e.create === e.mod;
 }
 
 /** The key's live entry before revision `rev` (what etcd's watch reads as prev, at rev - 1). */

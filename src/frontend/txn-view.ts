@@ -16,6 +16,8 @@ export class TxnView {
    * sends both events): the request's writes as they are recorded.
    */
   readonly ordered: Write[] = [];
+  /** Keys whose pending put makes them anew: absent before it (deleted by an earlier op, or never in the store). */
+  private readonly creates = new Set<KeyString>();
   /** Kvs shown to this request with a stand-in revision, and whether they are its creations. */
   private readonly unassigned: { kv: KeyValue; created: boolean }[] = [];
 
@@ -43,6 +45,8 @@ export class TxnView {
   }
 
   put(key: KeyString, value: Uint8Array, lease: number): void {
+    if (this.get(key)) this.creates.delete(key);
+    else this.creates.add(key);
     this.write({ key, value, lease });
   }
 
@@ -76,7 +80,7 @@ export class TxnView {
    * as etcd does (a lock's "oldest waiter" read right after its own put).
    */
   private pendingKv(key: KeyString, w: Write): KeyValue {
-    const before = this.mvcc.get(key);
+    const before = this.creates.has(key) ? undefined : this.mvcc.get(key);
     const next = this.mvcc.rev + 1;
     const kv: KeyValue = {
       key,

@@ -12,6 +12,18 @@ const text = (kv: KeyValue | undefined) => kv && Buffer.from(kv.value).toString(
 const summary = (kv: KeyValue | undefined) => kv && { key: kv.key, create: kv.create, mod: kv.mod, version: kv.version, value: text(kv) };
 
 
+/**
+ * Some keys of a revision's writes written again after the others, the
+ * other way (as etcd 3.4 lets a Txn): a put then deleted by a later nested
+ * Txn, or deleted by a from-key delete and then put.
+ */
+function withSecondWrites(writes: Write[], random: SeededRandom): Write[] {
+  for (const w of [...writes]) {
+    if (random.next() < 0.2) writes.push(w.value === null ? { ...w, value: new Uint8Array(Buffer.from(`again${random.below(10)}`)) } : del(w.key));
+  }
+  return writes;
+}
+
 /** A store with writes applied at revisions 1, 2, ... in order. */
 function storeWith(...revisions: Write[][]): MvccStore {
   const store = new MvccStore({ trackDirty: true });
@@ -248,7 +260,7 @@ class ReferenceModel {
       } else {
         const kv = { key: w.key, create: live ? live.create : rev, mod: rev, version: live ? live.version + 1 : 1, value: w.value, lease: w.lease };
         state.set(w.key, kv);
-        events.push({ type: "put", kv, prev });
+        events.push({ type: "put", kv, prev: kv.create === rev ? undefined : prev }); // a create has none (etcd)
       }
     }
     this.states.push(state);
@@ -293,8 +305,7 @@ describe("MvccStore against a reference model", () => {
   function randomWrites(random: SeededRandom): Write[] {
     const keys = KEYS.filter(() => random.next() < 0.35);
     const writes = keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`, random.below(3)) : del(k)));
-    for (const w of [...writes]) if (w.value !== null && random.next() < 0.2) writes.push(del(w.key)); // put, then deleted by a later nested Txn
-    return writes;
+    return withSecondWrites(writes, random);
   }
 
   function checkRead(store: MvccStore, model: ReferenceModel, random: SeededRandom): void {
@@ -365,7 +376,7 @@ describe("history by revision (eventsBetween, a watch's catch-up)", () => {
         if (roll < 0.75) {
           const keys = KEYS.filter(() => random.next() < 0.35).sort(() => random.next() - 0.5); // a Txn's keys in any order
           const writes = keys.map((k) => (random.next() < 0.65 ? put(k, `v${random.below(1000)}`) : del(k)));
-          for (const w of [...writes]) if (w.value !== null && random.next() < 0.2) writes.push(del(w.key)); // put, then deleted by a later nested Txn
+          withSecondWrites(writes, random);
           const rev = model.rev + 1;
           log.push(...model.apply(writes));
           indexed.apply(rev, writes);

@@ -6,6 +6,7 @@ import { validateRequest } from "../../src/frontend/validate";
 import { RequestOp, TXN_OPS_MAX, TxnRequest } from "../../src/frontend/requests";
 import { compare, deleteRequest, op, putRequest, rangeRequest } from "../helpers/frontend";
 import { codeOf } from "../helpers/errors";
+import { RANGE_END_ALL } from "../../src/backend/mvcc";
 
 
 const txnCode = (request: Partial<TxnRequest>) =>
@@ -72,6 +73,14 @@ describe("Txn duplicate keys", () => {
     expect(txnCode({ success: [both, op.put("q", "outer")] })).toBe("DuplicateKey");
     expect(txnCode({ success: [op.put("q", "outer"), elseOnly] })).toBe("DuplicateKey");
     expect(txnCode({ success: [op.deleteRange("p", "r"), elseOnly] })).toBe("DuplicateKey");
+  });
+
+  test("a from-key delete (range_end \"\\0\") holds no key for the check, before or after the put, at any depth (etcd 3.4)", () => {
+    const fromA = op.deleteRange("a", RANGE_END_ALL);
+    expect(txnCode({ success: [fromA, op.put("b", "1")] })).toBeUndefined();
+    expect(txnCode({ success: [op.put("b", "1"), fromA] })).toBeUndefined();
+    expect(txnCode({ success: [op.txn({ success: [fromA] }), op.put("b", "1")] })).toBeUndefined();
+    expect(txnCode({ success: [fromA, op.put("b", "1"), op.put("b", "2")] })).toBe("DuplicateKey"); // puts still may not repeat
   });
 
   test("a nested put followed by a later nested delete over it is allowed (etcd checks puts before sibling deletes)", () => {

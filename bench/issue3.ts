@@ -13,7 +13,8 @@
  * are stopped and their directories removed at the end. `auth` runs last (it
  * enables auth, then disables it), then `catchup` (once per server: it fills
  * the servers with its keys and revisions), then `bulkdelete` (once per
- * server: a prefix of keys, then one DeleteRange of it while others put). Prints a table with the issue's targets and writes
+ * server: a prefix of keys, then one DeleteRange of it while others put), then
+ * `txn` (once per server: multi-key Txns one at a time, bench/txn-bench.ts). Prints a table with the issue's targets and writes
  * bench/results/issue3-latest.json (BENCH_ISSUE3_RESULTS to change it); the
  * harness's results file is not touched when only these phases run.
  *
@@ -38,9 +39,10 @@ import { runLease, LeaseRun } from "./lease-bench";
 import { runAuth, AuthRun } from "./auth-bench";
 import { runCatchUp, CatchUpRun } from "./catchup-bench";
 import { runBulkDelete, BulkDeleteRun } from "./bulk-delete-bench";
+import { runTxn, TxnRun, TxnSizeFigures } from "./txn-bench";
 
-export type Issue3Phase = "watch" | "lease" | "auth" | "catchup" | "bulkdelete";
-const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup", "bulkdelete"];
+export type Issue3Phase = "watch" | "lease" | "auth" | "catchup" | "bulkdelete" | "txn";
+const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup", "bulkdelete", "txn"];
 const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "issue3-latest.json");
 
 /**
@@ -71,6 +73,7 @@ export interface Issue3Results {
   auth?: AuthRun[];
   catchup?: CatchUpRun[];
   bulkdelete?: BulkDeleteRun[];
+  txn?: TxnRun[];
   profile?: Partial<Record<Issue3Phase, ThreadProfile[]>>;
   /** Runs done again because steal took more than BENCH_ISSUE3_STEAL_MAX of the machine. */
   discarded: { phase: Issue3Phase; round: number; system: string; stolenCores: number }[];
@@ -136,6 +139,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
       if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`, (r) => r.stolenCores);
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
       if (phase === "bulkdelete") results.bulkdelete = await both("bulkdelete", 1, (s) => runBulkDelete(knobs, s), (r) => `deleted ${r.deleted} keys in ${fmt(r.deleteMs, 1)} ms; probes' put p99 before ${fmt(r.probeBeforeP99Ms, 1)} ms, during: p99 ${fmt(r.probeDuringP99Ms, 1)} max ${fmt(r.probeDuringMaxMs, 1)} ms (${r.probePutsDuring} puts)`);
+      if (phase === "txn") results.txn = await both("txn", 1, (s) => runTxn(s), (r) => r.sizes.map((z) => `${z.keys} keys: p50 ${fmt(z.p50Ms, 2)} ms (first 50 ${fmt(z.firstP50Ms, 2)}, last 50 ${fmt(z.lastP50Ms, 2)}) p99 ${fmt(z.p99Ms, 2)} ms`).join("; "));
       if (phase === "catchup") results.catchup = await both("catchup", 1, (s) => runCatchUp(cfg, knobs, s), (r) => `created ${fmt(r.createdMs, 1)} ms, caught up ${fmt(r.caughtUpMs, 1)} ms; writer's put before: p99 ${fmt(r.putBeforeP99Ms, 1)} max ${fmt(r.putBeforeMaxMs, 1)} ms, during: p99 ${fmt(r.putDuringP99Ms, 1)} max ${fmt(r.putDuringMaxMs, 1)} ms (${r.putsDuring} puts)`);
     }
   } finally {
@@ -279,6 +283,15 @@ function print(r: Issue3Results): void {
       row("delete took, ms", (x) => x.deleteMs), row("probe put p99 before, ms", (x) => x.probeBeforeP99Ms),
       row("probe put p99 during, ms", (x) => x.probeDuringP99Ms), row("probe put max during, ms", (x) => x.probeDuringMaxMs), row("probe puts during", (x) => x.probePutsDuring, 0),
     ]));
+  }
+  if (r.txn) {
+    const e = r.txn.find((c) => c.system === "etcd");
+    const m = r.txn.find((c) => c.system === "mergekv");
+    const rows = (m ?? e!).sizes.flatMap((z, i) => {
+      const row = (name: string, f: (x: TxnSizeFigures) => number) => [`${z.keys}-key Txn ${name}, ms`, fmt(e && f(e.sizes[i]), 2), fmt(m && f(m.sizes[i]), 2), ratio(m && f(m.sizes[i]), e && f(e.sizes[i]))];
+      return [row("p50", (x) => x.p50Ms), row("p99", (x) => x.p99Ms), row("p50, first 50 rounds", (x) => x.firstP50Ms), row("p50, last 50 rounds", (x) => x.lastP50Ms)];
+    });
+    out.push(`\nMulti-key Txns, one at a time (each size ${(m ?? e!).sizes[0].rounds} times on the same keys, after 50 unmeasured):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], rows));
   }
   if (r.profile) {
     for (const [phase, threads] of Object.entries(r.profile)) {

@@ -17,6 +17,7 @@ import { MvccEvent } from "./mvcc";
 import { LeaseChange, LeaseTable } from "./leases";
 import { LeaseKeeper } from "./lease-keeper";
 import { Reconciler } from "./reconciler";
+import { Loan } from "./stored-docs";
 import { applyBatch, snapshots } from "../metrics";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
 import { ChangeLog, Meta } from "../persist/changelog";
@@ -209,13 +210,14 @@ export class Backend {
   }
 
   /**
-   * Current bytes of bucket documents, for a frontend to borrow (null: none yet).
-   * Everything submitted so far is applied first, so the bytes hold the
-   * asking frontend's own earlier changes.
+   * Bucket documents for a frontend to borrow, each asked with the version
+   * the frontend keeps (-1: none): the changes since it, or the saved bytes
+   * (StoredDocs.lend). Everything submitted so far is applied first, so the
+   * loans hold the asking frontend's own earlier changes.
    */
-  bucketBytes(buckets: number[]): [number, Uint8Array | null][] {
+  lend(requests: readonly (readonly [bucket: number, known: number])[]): Loan[] {
     while (this.incoming.length > 0) this.applyIncoming();
-    return buckets.map((b) => [b, this.replica.buckets.save(b) ?? null]);
+    return requests.map(([b, known]) => this.replica.buckets.lend(b, known));
   }
 
   private applyIncoming(): void {

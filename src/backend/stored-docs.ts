@@ -8,7 +8,7 @@
  */
 import { A, growAhead } from "./automerge";
 import { ActorId } from "../persist/encoding";
-import { MergekvError } from "../errors";
+import { MergekvError, assert } from "../errors";
 
 export type Handle = ReturnType<typeof A.getBackend>;
 
@@ -32,6 +32,8 @@ export const FOLD_CHUNK_BYTES_BUDGET = 64 << 20;
 export interface Stored {
   bytes: Uint8Array | null;
   chunks: Uint8Array[];
+  /** The document's version (see StoredDocs.version) that `bytes` alone hold: chunks[i] takes it to from + i + 1. */
+  from: number;
   /** Bytes in `chunks`. */
   chunkBytes: number;
   /** A fold of it is under way (see Folder). */
@@ -80,8 +82,24 @@ export function tryFold(bytes: Uint8Array | null, chunks: Uint8Array[]): { bytes
   }
 }
 
+/**
+ * What a borrower is sent of a document (see StoredDocs.lend): the whole
+ * saved bytes, or the change chunks since the version it holds (none: it
+ * is current). `version`: what it holds afterwards.
+ */
+export type Loan =
+  | { bucket: number; version: number; bytes: Uint8Array | null }
+  | { bucket: number; version: number; since: number; chunks: Uint8Array[] };
+
 export class StoredDocs {
   private readonly docs = new Map<number, Stored>();
+  /**
+   * Per document, a counter that every change to what is stored moves on
+   * (each chunk appended by one, new saved bytes by one), kept while the
+   * document is taken out to load: a borrower that holds a version is sent
+   * only the chunks after it (`lend`).
+   */
+  private readonly versions = new Map<number, number>();
   /** Bytes of change chunks held over all documents. */
   private chunkBytes = 0;
   /** Changes folded into each document's saved bytes (a lower bound: a snapshot's are not counted). */
@@ -100,9 +118,44 @@ export class StoredDocs {
   /** Stores a document as these saved bytes (null: none yet), replacing what was stored. */
   set(bucket: number, bytes: Uint8Array | null): Stored {
     this.chunkBytes -= this.docs.get(bucket)?.chunkBytes ?? 0;
-    const s: Stored = { bytes, chunks: [], chunkBytes: 0 };
+    const version = this.version(bucket) + 1;
+    this.versions.set(bucket, version);
+    const s: Stored = { bytes, chunks: [], chunkBytes: 0, from: version };
     this.docs.set(bucket, s);
     return s;
+  }
+
+  /** Stores a document that has only changes so far (they are appended next): its version goes on from where it is. */
+  create(bucket: number): Stored {
+    assert(!this.docs.has(bucket), `bucket ${bucket} is not stored yet`);
+    const s: Stored = { bytes: null, chunks: [], chunkBytes: 0, from: this.version(bucket) };
+    this.docs.set(bucket, s);
+    return s;
+  }
+
+  /** Puts back what `take` took, unchanged (the document was loaded only to be read). */
+  restore(bucket: number, s: Stored): void {
+    assert(!this.docs.has(bucket), `bucket ${bucket} is taken before it is restored`);
+    this.docs.set(bucket, s);
+    this.chunkBytes += s.chunkBytes;
+  }
+
+  /** The document's version: 0 until something is stored for it. */
+  version(bucket: number): number {
+    return this.versions.get(bucket) ?? 0;
+  }
+
+  /**
+   * What a borrower holding version `known` of a stored document (-1: none)
+   * needs to hold its current state: the chunks since `known` while they
+   * are kept separate, else the saved bytes with the chunks joined on.
+   */
+  lend(bucket: number, known: number): Loan {
+    const s = this.docs.get(bucket);
+    const version = this.version(bucket);
+    if (s && known >= s.from && known <= version) return { bucket, version, since: known, chunks: s.chunks.slice(known - s.from) };
+    if (!s && known === version) return { bucket, version, since: known, chunks: [] }; // none stored, none held
+    return { bucket, version, bytes: this.join(bucket) ?? null };
   }
 
   /** Removes a document to be loaded (its chunks go with it). */
@@ -114,7 +167,11 @@ export class StoredDocs {
     return s;
   }
 
-  append(s: Stored, chunks: readonly Uint8Array[]): void {
+  /** Appends change chunks to a stored document (which `set` made, if it had none). */
+  append(bucket: number, chunks: readonly Uint8Array[]): void {
+    const s = this.docs.get(bucket);
+    assert(s, `bucket ${bucket} is stored before chunks are appended`);
+    this.versions.set(bucket, this.version(bucket) + chunks.length);
     for (const c of chunks) {
       s.chunks.push(c);
       s.chunkBytes += c.byteLength;
@@ -128,6 +185,7 @@ export class StoredDocs {
     if (!s) return undefined;
     if (s.chunks.length > 0) {
       s.bytes = concat(s.bytes ? [s.bytes, ...s.chunks] : s.chunks);
+      s.from += s.chunks.length;
       s.chunks = [];
       this.chunkBytes -= s.chunkBytes;
       s.chunkBytes = 0;
@@ -175,6 +233,7 @@ export class StoredDocs {
     let freed = 0;
     for (let i = 0; i < count; i++) freed += s.chunks[i].byteLength;
     s.chunks = s.chunks.slice(count);
+    s.from += count;
     s.chunkBytes -= freed;
     this.chunkBytes -= freed;
     s.bytes = folded;

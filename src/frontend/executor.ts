@@ -13,13 +13,16 @@
  *  3. Sequence numbers rise by one per envelope under an actor made fresh for
  *     each process: (actor, seq) is never reused.
  *  4. A write to a bucket this frontend does not own happens on a document
- *     borrowed from the backend just before, holding every change so far.
+ *     borrowed from the backend just before, holding every change so far
+ *     (loaded from the bytes lent, or kept from an earlier loan and given
+ *     the changes since).
  *  5. Borrowing yields the thread every BORROW_SLICE_MS: a write spanning
  *     thousands of buckets loads their documents over many turns, and
  *     requests that arrive meanwhile run between them.
  */
 import { Replica, AppliedEntry } from "../backend/replica";
 import { bucketOf } from "../backend/buckets";
+import { Loan } from "../backend/stored-docs";
 import { Envelope, nextTurn } from "../backend/backend";
 import { LeaseChange } from "../backend/leases";
 import { MvccStore, inRange } from "../backend/mvcc";
@@ -63,8 +66,8 @@ export const BORROW_ATTEMPTS_MAX = 8;
  */
 export const BORROW_SLICE_MS = 4;
 
-/** Fetches the current bytes of bucket documents (null: none exists yet) from the backend. */
-export type BucketFetcher = (buckets: number[]) => Promise<[number, Uint8Array | null][]>;
+/** Borrows bucket documents from the backend, each asked with the version this frontend keeps (-1: none). */
+export type BucketFetcher = (buckets: [number, number][]) => Promise<Loan[]>;
 
 export class Executor {
   private seq = 0;
@@ -142,17 +145,19 @@ export class Executor {
    */
   private async borrow(buckets: number[], borrowed: number[]): Promise<void> {
     const asOf = this.seq;
-    const docs = await this.fetch(buckets);
+    const set = this.replica.buckets;
+    const loans = await this.fetch(buckets.map((b) => [b, set.known(b)]));
     let sliceStart = performance.now();
-    for (const [b, bytes] of docs) {
+    for (const loan of loans) {
       if (performance.now() - sliceStart >= BORROW_SLICE_MS) {
         await nextTurn();
         sliceStart = performance.now();
       }
-      // Checked after the yield: a request in between may have written b since the fetch.
-      if (!this.replica.buckets.holds(b) && (this.foreignSeq.get(b) ?? 0) > asOf) continue;
-      this.replica.buckets.borrow(b, bytes);
-      borrowed.push(b);
+      // Checked after the yield: a request in between may have written b since the fetch. Saved
+      // bytes lent before that write lack it; changes since a kept version go onto the kept
+      // document, which has it.
+      if (!set.holds(loan.bucket) && "bytes" in loan && (this.foreignSeq.get(loan.bucket) ?? 0) > asOf) continue;
+      if (set.borrow(loan)) borrowed.push(loan.bucket);
     }
   }
 

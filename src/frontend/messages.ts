@@ -6,6 +6,7 @@
 import { Bootstrap, AppliedEntry } from "../backend/replica";
 import { LeaseChange } from "../backend/leases";
 import { Envelope } from "../backend/backend";
+import { Loan } from "../backend/stored-docs";
 import { KvRequest, KvResult } from "./requests";
 import { EarlyReply } from "./executor";
 import { WarmUpReport } from "./warm-up";
@@ -33,8 +34,8 @@ export type ToFrontend =
   | { type: "requests"; items: RequestItem[]; leases?: LeaseChange[]; applied?: AppliedEntry[] }
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
-  /** Answer to a "fetch": current bytes of bucket documents (null: none yet). */
-  | { type: "buckets"; id: number; docs: [number, Uint8Array | null][] }
+  /** Answer to a "fetch": each document's changes since the version asked, or its saved bytes. */
+  | { type: "buckets"; id: number; loans: Loan[] }
   | { type: "stop" };
 
 export type FromFrontend =
@@ -45,8 +46,8 @@ export type FromFrontend =
    * entries (Executor.awaitingApplied), so the pool posts them at once.
    */
   | { type: "envelopes"; items: Envelope[]; replies?: EarlyReply[]; awaiting: boolean }
-  /** Borrow bucket documents this frontend does not own (sent after every earlier envelope). */
-  | { type: "fetch"; id: number; buckets: number[] }
+  /** Borrow bucket documents this frontend does not own, each with the version it keeps, -1 if none (sent after every earlier envelope). */
+  | { type: "fetch"; id: number; buckets: [number, number][] }
   /** `ack`: the frontend has applied everything up to this revision. */
   | { type: "responses"; ack: number; items: ResponseItem[]; awaiting: boolean }
   | { type: "fatal"; message: string };

@@ -164,7 +164,7 @@ export class FrontendPool {
         this.setAwaiting(i, m.awaiting);
         return;
       case "fetch":
-        this.post(i, { type: "buckets", id: m.id, docs: this.backend.bucketBytes(m.buckets) });
+        this.post(i, { type: "buckets", id: m.id, loans: this.backend.lend(m.buckets) });
         return;
       case "responses":
         this.setAwaiting(i, m.awaiting);

@@ -5,6 +5,7 @@
 import { parentPort } from "node:worker_threads";
 import { randomBytes } from "node:crypto";
 import { Replica } from "../backend/replica";
+import { Loan } from "../backend/stored-docs";
 import { ownerOf } from "../backend/buckets";
 import { Envelope } from "../backend/backend";
 import { ActorId } from "../persist/encoding";
@@ -49,11 +50,11 @@ function checkAwaiting(): void {
     if (!awaitingSent && executor?.awaitingApplied) responses.ping();
   });
 }
-const fetches = new Map<number, (docs: [number, Uint8Array | null][]) => void>();
+const fetches = new Map<number, (loans: Loan[]) => void>();
 let nextFetch = 1;
 
 /** Borrows documents from the backend, after every envelope sent so far. */
-function fetchBuckets(buckets: number[]): Promise<[number, Uint8Array | null][]> {
+function fetchBuckets(buckets: [number, number][]): Promise<Loan[]> {
   const id = nextFetch++;
   envelopes.flushNow();
   post({ type: "fetch", id, buckets });
@@ -102,7 +103,7 @@ function handle(m: ToFrontend): void {
       applied(m.entries);
       return;
     case "buckets":
-      fetches.get(m.id)?.(m.docs);
+      fetches.get(m.id)?.(m.loans);
       fetches.delete(m.id);
       return;
     case "compact":

@@ -48,7 +48,7 @@ async function start(store: MemoryStore, deaf = -1, expire = true): Promise<Runn
   for (let i = 0; i < FRONTENDS; i++) {
     const replica = new Replica(randomBytes(16).toString("hex") as ActorId, { owns: (b) => ownerOf(b, FRONTENDS) === i });
     replica.bootstrap(bootstrap);
-    frontends.push(new Executor(replica, (e) => backend.submit([e]), async (buckets) => backend.bucketBytes(buckets), bootstrap.leases));
+    frontends.push(new Executor(replica, (e) => backend.submit([e]), async (buckets) => backend.lend(buckets), bootstrap.leases));
   }
   if (expire) backend.startLeaseExpiry(); // as the server does once it is about to serve
   return { backend, frontends, events };

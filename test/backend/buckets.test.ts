@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import * as A from "@automerge/automerge";
-import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, bucketOf } from "../../src/backend/buckets";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, LENT_KEPT_MAX, bucketOf } from "../../src/backend/buckets";
 import { FOLD_AT, FOLD_CHUNK_BYTES_MAX, Folder, foldDocument } from "../../src/backend/stored-docs";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";
@@ -491,5 +491,103 @@ describe("stored mode (the backend)", () => {
     const [c] = write("x");
     stored.applyRemote([c]);
     expect(stored.heads(14)).toEqual([c.hash]);
+  });
+});
+
+describe("lending (the backend) and kept loans (a frontend)", () => {
+  const B = 21;
+  /** A stored set (the backend's) fed by an author writing one key of bucket B. */
+  const setUp = () => {
+    const author = new BucketSet(ACTOR_A);
+    const key = findKeyInBucket(B);
+    const lender = new BucketSet(ACTOR_B, undefined, false);
+    const write = (v: string) => { author.put(key, value(v)); lender.applyRemote(author.commit()); };
+    /** A borrower's change reaches the backend and the owner (as the fan-out brings it). */
+    const take = (changes: BucketChange[]) => { lender.applyRemote(changes); author.applyRemote(changes); };
+    return { key, lender, write, take };
+  };
+
+  test("a borrower keeping a version is sent the changes since; without one, or once they are joined or folded away, the saved bytes", () => {
+    const { lender, write } = setUp();
+    expect(lender.lend(B, -1)).toEqual({ bucket: B, version: 0, bytes: null }); // nothing stored yet
+    expect(lender.lend(B, 0)).toEqual({ bucket: B, version: 0, since: 0, chunks: [] });
+    write("one");
+    const first = lender.lend(B, -1);
+    expect("bytes" in first && first.bytes).toBeInstanceOf(Uint8Array);
+    write("two");
+    write("three");
+    const since = lender.lend(B, first.version);
+    expect(since).toMatchObject({ since: first.version, version: first.version + 2 });
+    expect("chunks" in since && since.chunks.length).toBe(2);
+    expect(lender.lend(B, since.version)).toEqual({ bucket: B, version: since.version, since: since.version, chunks: [] }); // current
+    expect(lender.lend(B, since.version + 1)).toHaveProperty("bytes"); // a version it never had
+    lender.save(B); // joins the chunks on
+    expect(lender.lend(B, first.version)).toHaveProperty("bytes");
+    for (let i = 0; i < FOLD_AT; i++) write(`v${i}`); // folded into the saved bytes on this thread
+    expect(lender.lend(B, since.version)).toHaveProperty("bytes");
+  });
+
+  test("a kept loan is borrowed again by the changes since, with the borrower's own writes, and writes on from the document's heads", () => {
+    const { key, lender, write, take } = setUp();
+    const borrower = new BucketSet(ACTOR_C, () => false);
+    write("owner-1");
+    expect(borrower.borrow(lender.lend(B, borrower.known(B)))).toBe(true);
+    borrower.put(key, value("borrower"));
+    take(borrower.commit());
+    borrower.release(B);
+    expect(borrower.known(B)).toBeGreaterThan(0);
+    write("owner-2");
+    expect(borrower.borrow(lender.lend(B, borrower.known(B)))).toBe(true);
+    expect(borrower.borrows).toEqual({ loaded: 1, kept: 1 });
+    expect(read(borrower, key)).toBe("owner-2");
+    borrower.put(key, value("borrower-2"));
+    const [change] = borrower.commit();
+    expect(change.deps).toEqual(lender.heads(B)); // it extends the document: no concurrent change to reconcile
+    lender.applyRemote([change]);
+    borrower.release(B);
+    expect(read(lender, key)).toBe("borrower-2");
+  });
+
+  test("a document the backend loads only to read goes back as it was stored, unsaved and at its version; one it writes is saved anew", () => {
+    const { key, lender, write } = setUp();
+    write("one");
+    const lent = lender.lend(B, -1);
+    write("two");
+    expect(read(lender, key)).toBe("two"); // loads it
+    lender.settle();
+    expect(lender.lend(B, lent.version)).toMatchObject({ since: lent.version, version: lent.version + 1 });
+    lender.delete(key); // the backend's own write (a lease's key)
+    lender.commit();
+    lender.settle();
+    expect(lender.lend(B, lent.version)).toHaveProperty("bytes");
+    expect(read(lender, key)).toBeUndefined();
+  });
+
+  test("a loan of the changes since a version no longer kept is refused (the executor fetches again)", () => {
+    const { lender, write } = setUp();
+    const borrower = new BucketSet(ACTOR_C, () => false);
+    write("one");
+    borrower.borrow(lender.lend(B, -1));
+    borrower.release(B);
+    const since = lender.lend(B, borrower.known(B));
+    borrower.free(); // dropped meanwhile
+    expect(borrower.borrow(since)).toBe(false);
+    expect(borrower.borrow(lender.lend(B, borrower.known(B)))).toBe(true);
+  });
+
+  test(`at most ${LENT_KEPT_MAX} documents are kept, the least recently borrowed freed first`, () => {
+    const borrower = new BucketSet(ACTOR_C, () => false);
+    const lend = (b: number) => ({ bucket: b, version: 0, bytes: null });
+    for (let b = 0; b <= LENT_KEPT_MAX; b++) {
+      borrower.borrow(lend(b));
+      borrower.release(b);
+    }
+    expect(borrower.known(0)).toBe(-1);
+    expect(borrower.known(1)).toBe(0);
+    borrower.borrow({ bucket: 1, version: 0, since: 0, chunks: [] }); // used again: now the most recent
+    borrower.release(1);
+    borrower.borrow(lend(LENT_KEPT_MAX + 1));
+    borrower.release(LENT_KEPT_MAX + 1);
+    expect([borrower.known(1), borrower.known(2)]).toEqual([0, -1]);
   });
 });

@@ -28,7 +28,7 @@ test("a frontend is sent the changes it applies: to its buckets, by others; neve
   // Frontend 0 writes its own key; frontend 1 its own and, borrowing, one of frontend 0's.
   replicas[0].buckets.put(mineA, Buffer.from("from-0"));
   const changesA = replicas[0].buckets.commit();
-  replicas[1].buckets.borrow(bucketOf(borrowedByB), replicas[0].buckets.save(bucketOf(borrowedByB)) ?? null);
+  replicas[1].buckets.borrow({ bucket: bucketOf(borrowedByB), version: 0, bytes: replicas[0].buckets.save(bucketOf(borrowedByB)) ?? null });
   replicas[1].buckets.put(mineB, Buffer.from("from-1"));
   replicas[1].buckets.put(borrowedByB, Buffer.from("borrowed"));
   const changesB = replicas[1].buckets.commit();

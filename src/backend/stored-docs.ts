@@ -167,7 +167,7 @@ export class StoredDocs {
     return s;
   }
 
-  /** Appends change chunks to a stored document (which `set` made, if it had none). */
+  /** Appends change chunks to a stored document (which `set` or `create` made). */
   append(bucket: number, chunks: readonly Uint8Array[]): void {
     const s = this.docs.get(bucket);
     assert(s, `bucket ${bucket} is stored before chunks are appended`);

@@ -1,11 +1,14 @@
 /**
- * Crash safety: concurrent writers, SIGKILL mid-load, several rounds on one
- * data directory. After every restart each acknowledged write is there with
- * its value, and the revision is not lower than any acknowledged one.
+ * Crash safety: concurrent writers (puts, and multi-key Txns that also put
+ * and then delete a key), SIGKILL mid-load, several rounds on one data
+ * directory. After every restart each acknowledged write is there with its
+ * value, a key a Txn put and deleted is not, and the revision is not lower
+ * than any acknowledged one.
  * Seeded: the seed is printed, and MERGEKV_SEED reruns a failure.
  */
 import { Etcd3 } from "etcd3";
 import { startServer, tempDir, RunningServer } from "../helpers/server";
+import { watchStream } from "../helpers/grpc";
 
 const ROUNDS = 4;
 const WRITERS = 16;
@@ -22,9 +25,14 @@ function rng(s: number): () => number {
   };
 }
 
+/** A Txn's keys, in op order (not key order: a replay in key order would show). */
+const TXN_KEYS = ["d", "b", "a", "c"];
+
 interface Acked {
-  /** key -> value of every acknowledged put of a unique key */
+  /** key -> value of every acknowledged put of a unique key (a Txn's keys too) */
   unique: Map<string, string>;
+  /** keys an acknowledged Txn put in one nested Txn and deleted in a later one: absent after every restart */
+  gone: string[];
   /** writer -> highest acknowledged counter written to its overwritten key */
   counters: Map<number, number>;
   maxRevision: number;
@@ -47,12 +55,31 @@ async function loadUntilKilled(server: RunningServer, round: number, killAfterMs
       const key = `r${round}/w${w}/k${i}`;
       const value = `v-${round}-${w}-${i}-${"x".repeat(i % 50)}`;
       try {
-        const res = i % 2 === 0
-          ? await client.put(key).value(value).exec()
-          : await client.put(`counter/w${w}`).value(String(round * 1_000_000 + i)).exec();
+        let res: { header: { revision: string } };
+        if (i % 3 === 2) {
+          // A Txn over keys in several buckets (borrowed documents, kept loans), one of them put by a
+          // nested Txn and deleted by a later one (two writes of a key at one revision).
+          const keys = TXN_KEYS.map((k) => `${key}/${k}`);
+          const nested = (op: object) => ({ request_txn: { compare: [], success: [op], failure: [] } });
+          res = await client.kv.txn({
+            compare: [],
+            success: [
+              ...keys.map((k) => ({ request_put: { key: Buffer.from(k), value: Buffer.from(value) } })),
+              nested({ request_put: { key: Buffer.from(`${key}/gone`), value: Buffer.from(value) } }),
+              nested({ request_delete_range: { key: Buffer.from(`${key}/gone`) } }),
+            ],
+            failure: [],
+          });
+          for (const k of keys) acked.unique.set(k, value);
+          acked.gone.push(`${key}/gone`);
+        } else if (i % 3 === 0) {
+          res = await client.put(key).value(value).exec();
+          acked.unique.set(key, value);
+        } else {
+          res = await client.put(`counter/w${w}`).value(String(round * 1_000_000 + i)).exec();
+          acked.counters.set(w, Math.max(acked.counters.get(w) ?? 0, round * 1_000_000 + i));
+        }
         const rev = Number(res.header.revision);
-        if (i % 2 === 0) acked.unique.set(key, value);
-        else acked.counters.set(w, Math.max(acked.counters.get(w) ?? 0, round * 1_000_000 + i));
         acked.maxRevision = Math.max(acked.maxRevision, rev);
         if (ackedThisRound++ === 0) firstAck();
       } catch {
@@ -80,6 +107,7 @@ async function verify(server: RunningServer, acked: Acked): Promise<void> {
     const all = await client.getAll().prefix("r").strings();
     const missing = [...acked.unique].filter(([k, v]) => all[k] !== v);
     expect(missing.slice(0, 5)).toEqual([]);
+    expect(acked.gone.filter((k) => k in all).slice(0, 5)).toEqual([]);
     const counters = await client.getAll().prefix("counter/").strings();
     for (const [w, n] of acked.counters) expect(Number(counters[`counter/w${w}`])).toBeGreaterThanOrEqual(n);
     const status = await client.maintenance.status();
@@ -89,10 +117,43 @@ async function verify(server: RunningServer, acked: Acked): Promise<void> {
   }
 }
 
+/**
+ * The history, replayed from the first revision after the crashes (records
+ * and snapshots): each acknowledged Txn's events at its revision in op order,
+ * its keys' puts (TXN_KEYS), then the put and the delete of the key it deleted.
+ */
+async function verifyTxnHistory(server: RunningServer, acked: Acked): Promise<void> {
+  const client = new Etcd3({ hosts: `http://${server.endpoint}` });
+  const upTo = Number((await client.put("r~end").value("").exec()).header.revision); // the replay ends with it
+  client.close();
+  const w = watchStream(server.endpoint);
+  try {
+    w.send({ create_request: { key: Buffer.from("r"), range_end: Buffer.from("s"), start_revision: "1" } });
+    expect((await w.next()).created).toBe(true);
+    const byRevision = new Map<string, string[]>();
+    for (let last = 0; last < upTo; ) {
+      for (const e of (await w.next()).events ?? []) {
+        const rev = String(e.kv.mod_revision);
+        byRevision.set(rev, [...(byRevision.get(rev) ?? []), `${e.type} ${e.kv.key}`]);
+        last = Math.max(last, Number(rev));
+      }
+    }
+    const txns = [...byRevision.values()].filter((events) => events.some((e) => e.endsWith("/gone")));
+    const txnKeys = new Set(acked.gone.map((k) => k.slice(0, -"/gone".length)));
+    expect(txns.length).toBeGreaterThanOrEqual(txnKeys.size); // every acknowledged one, and some that were not yet
+    for (const events of txns) {
+      const base = events[0].split(" ")[1].replace(/\/[^/]*$/, "");
+      expect(events).toEqual([...TXN_KEYS.map((k) => `Put ${base}/${k}`), `Put ${base}/gone`, `Delete ${base}/gone`]);
+    }
+  } finally {
+    w.close();
+  }
+}
+
 test(`acknowledged writes survive SIGKILL, ${ROUNDS} rounds on one data dir (seed ${seed})`, async () => {
   const random = rng(seed);
   const dataDir = await tempDir("mergekv-crash-");
-  const acked: Acked = { unique: new Map(), counters: new Map(), maxRevision: 0 };
+  const acked: Acked = { unique: new Map(), gone: [], counters: new Map(), maxRevision: 0 };
   // A small snapshot count so that kills also land during snapshots.
   const args = ["--snapshot-count", "500", "--frontends", "2"];
   for (let round = 0; round < ROUNDS; round++) {
@@ -105,6 +166,7 @@ test(`acknowledged writes survive SIGKILL, ${ROUNDS} rounds on one data dir (see
   const last = await startServer({ dataDir, args });
   try {
     await verify(last, acked);
+    await verifyTxnHistory(last, acked);
   } finally {
     expect(await last.stop()).toBe(0);
   }

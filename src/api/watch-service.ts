@@ -7,7 +7,7 @@ import { Engine } from "../server";
 import { WatchChannel, WatchHub, WatchSink, Watcher } from "../backend/watch-hub";
 import { MvccEvent } from "../backend/mvcc";
 import { fromKv, int, key as wireKey, Wire } from "./convert";
-import { streamCaller, header, statusText, toStatus, HeaderSource } from "./rpc";
+import { streamCaller, header, statusText, toStatus, HeaderSource, messageBytesMax } from "./rpc";
 import { ServerCall } from "./grpc-call";
 import { ServiceImplementation } from "./grpc-server";
 import { ResponseBatch } from "./response-batch";
@@ -76,13 +76,42 @@ function responseBody(events: readonly MvccEvent[], revision: number, heads: Res
   return lastBody.bytes;
 }
 
+/** WatchResponse field 7 (fragment), true: on every response of a split one but the last. */
+const FRAGMENT_FIELD = Buffer.from([(7 << 3) | 0, 1]);
+
+/**
+ * The bodies of the responses that carry `events` at `revision` to a watch
+ * created with `fragment`, split as etcd 3.4 splits them (sendFragments):
+ * one body when the response weighs less than `limit` (etcd: the server's
+ * --max-request-bytes plus gRPC's 512 KiB) or holds one event; else as many
+ * events to a response as keep it under `limit`, at least one, each response
+ * but the last marked fragment. Clients that asked join them again.
+ */
+export function fragmentBodies(idBytes: Buffer, events: readonly MvccEvent[], revision: number, heads: ResponseHeads, encode: WatchEncoder, limit: number): Buffer[] {
+  const whole = responseBody(events, revision, heads, encode);
+  if (idBytes.length + whole.length < limit || events.length < 2) return [whole];
+  const header = heads.header(revision);
+  const parts = events.map((e) => encodedEvent(e, encode));
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < parts.length; ) {
+    const first = i;
+    let size = idBytes.length + header.length + FRAGMENT_FIELD.length;
+    for (; i < parts.length; i++) {
+      size += parts[i].length;
+      if (i > first && size >= limit) break; // the event that reaches the limit starts the next response
+    }
+    bodies.push(Buffer.concat([header, ...(i < parts.length ? [FRAGMENT_FIELD] : []), ...parts.slice(first, i)]));
+  }
+  return bodies;
+}
+
 /**
  * The parts of a WatchResponse other than its events: the header (field 1,
  * the same for every watcher sent the same revision, so encoded once per
  * revision) and a watcher's watch_id (field 2, a varint written here). Ids
  * outside what a short varint holds, and -1, go through the encoder.
  */
-class ResponseHeads {
+export class ResponseHeads {
   private revision = -1;
   private headerBytes: Buffer = Buffer.alloc(0);
 
@@ -112,9 +141,10 @@ class ResponseHeads {
   }
 }
 
-/** A sink of this service: it knows its watcher's encoded id. */
+/** A sink of this service: it knows its watcher's encoded id, and whether it was created with `fragment`. */
 interface StreamSink extends WatchSink {
   readonly idBytes: Buffer;
+  readonly fragment: boolean;
 }
 
 const headRunsOf = new WeakMap<readonly WatchSink[], Buffer[][]>();
@@ -141,6 +171,8 @@ function headRuns(sinks: readonly WatchSink[]): Buffer[][] {
 
 /** Field 2 (watch_id), varint wire type. */
 const WATCH_ID_TAG = (2 << 3) | 0;
+/** The most an encoded watch id takes (a negative one, through the encoder: tag and a 10-byte varint). */
+const ID_BYTES_MAX = 11;
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -152,6 +184,7 @@ const EMPTY = Buffer.alloc(0);
 export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder, progressIntervalMs = PROGRESS_NOTIFY_INTERVAL_MS, stopping?: AbortSignal): ServiceImplementation {
   if (stopping) setMaxListeners(0, stopping); // one listener per open stream, removed when it closes
   const heads = new ResponseHeads(engine.headers, encode);
+  const fragmentAt = messageBytesMax(engine.requestBytesMax);
   return {
     Watch: (call: ServerCall) => {
       const caller = streamCaller(engine, call);
@@ -168,6 +201,10 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
         sendAll: (sinks, events, revision) => {
           const body = responseBody(events, revision, heads, encode);
           let accepting = true;
+          if (events.length > 1 && body.length + ID_BYTES_MAX >= fragmentAt && sinks.some((s) => (s as StreamSink).fragment)) {
+            for (const s of sinks) accepting = s.send(events, revision) && accepting; // some split it, the others not
+            return accepting;
+          }
           for (const run of headRuns(sinks)) accepting = out.sendRun(run, body) && accepting;
           return accepting;
         },
@@ -218,10 +255,17 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
         if (r.progress_notify) progress.add(id);
         let canceled = false;
         const idBytes = heads.watchId(id);
+        const fragment = !!r.fragment;
         const sink: StreamSink = {
           channel,
           idBytes,
-          send: (events, revision) => out.send(idBytes, responseBody(events, revision, heads, encode)),
+          fragment,
+          send: (events, revision) => {
+            if (!fragment) return out.send(idBytes, responseBody(events, revision, heads, encode));
+            let accepting = true;
+            for (const body of fragmentBodies(idBytes, events, revision, heads, encode, fragmentAt)) accepting = out.send(idBytes, body) && accepting;
+            return accepting;
+          },
           cancel: (reason, compactRevision) => {
             canceled = true;
             watches.delete(id);

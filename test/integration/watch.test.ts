@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { Etcd3, IKeyValue, WatchBuilder, Watcher } from "etcd3";
 import { serveSuite, Target, TARGETS } from "../helpers/targets";
+import { createHash } from "node:crypto";
 import { startServer } from "../helpers/server";
 import { b, Msg, rawClient, RawClient, RawWatchStream, watchStream } from "../helpers/grpc";
 
@@ -19,6 +20,9 @@ const ETCDCTL_WATCH_MS = 15_000;
 const HISTORY_PUTS = 2_100;
 const PUT_CONCURRENCY = 32;
 /** Enough bytes of events (~6 MB) that a reader that stops reading fills HTTP/2 flow control and the server's buffer. */
+/** Keys of FRAGMENT_VALUE_BYTES deleted at one revision: their events with prev_kv weigh more than etcd's default message limit (2 MiB). */
+const FRAGMENT_KEYS = 300;
+const FRAGMENT_VALUE_BYTES = 8_192;
 const SLOW_PUTS = 1_500;
 const SLOW_VALUE_BYTES = 4_096;
 /** The server's shutdown grace for calls in flight is 5 s; with watches ending at once it must not be reached. */
@@ -214,6 +218,28 @@ describe.each(TARGETS)("watch on %s", (name) => {
     expect(got.map((r) => r.events.length)).toEqual([1000, 1000, HISTORY_PUTS - 2000]);
     for (const r of got) expect(new Set(r.events.map((e: Msg) => e.kv.mod_revision)).size).toBeLessThanOrEqual(1000);
     expect(flat(got).map((e) => e[2])).toEqual(Array.from({ length: HISTORY_PUTS }, (_, i) => before + 1 + i));
+  });
+
+  test("fragment: a revision weighing more than the message limit comes split for a watch that asked (each part but the last marked), whole for one that did not", async () => {
+    const value = "f".repeat(FRAGMENT_VALUE_BYTES);
+    for (let i = 0; i < FRAGMENT_KEYS; i += PUT_CONCURRENCY) {
+      await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, FRAGMENT_KEYS - i) }, (_, j) => put(`frag/${String(i + j).padStart(4, "0")}`, value)));
+    }
+    const [split, whole] = [true, false].map((fragment) => {
+      const s = stream();
+      s.send({ create_request: { key: b("frag/"), range_end: b("frag0"), prev_kv: true, fragment } });
+      return s;
+    });
+    for (const s of [split, whole]) expect(await s.next()).toMatchObject({ created: true });
+    const rev = await del("frag/", "frag0"); // one revision: FRAGMENT_KEYS delete events, each with its 8 KiB prev_kv
+    const [parts, one] = await Promise.all([responses(split, FRAGMENT_KEYS), responses(whole, FRAGMENT_KEYS)]);
+    expect(one.map((r) => [r.events.length, r.fragment])).toEqual([[FRAGMENT_KEYS, false]]);
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.map((r) => r.fragment)).toEqual([...parts.slice(1).map(() => true), false]);
+    for (const r of parts) expect([Number(r.header.revision), r.events.length > 1]).toEqual([rev, true]);
+    // Joined again, the same events in the same order (compared by digest: Jest walks a Buffer byte by byte).
+    const digest = (e: Msg) => `${e.type} ${e.kv.key} ${e.kv.mod_revision} ${createHash("sha256").update(e.prev_kv.value).digest("hex")}`;
+    expect(parts.flatMap((r) => r.events).map(digest)).toEqual(one[0].events.map(digest));
   });
 
   test("a reader that stops reading still gets every event once, in order, when it reads again", async () => {

@@ -48,7 +48,7 @@ serve flags:
   --auth-token TYPE[,OPTIONS]       simple (default) or jwt,sign-method=RS256,priv-key=FILE,pub-key=FILE[,ttl=5m]
                                     (sign-method: RS256/384/512, PS256/384/512, ES256/384/512, HS256/384/512)
   --auth-token-ttl SECONDS          a simple token's life past its last use (default 300)
-  --quota-backend-bytes N            raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
+  --quota-backend-bytes N           raise NOSPACE past this many bytes on disk (default 2 GiB; 0 = default)
   --max-txn-ops N                   operations allowed in each list of a Txn (default 128)
   --max-request-bytes N             largest write request accepted (default 1572864: 1.5 MiB)
   --auto-compaction-mode MODE       periodic (default) or revision: how --auto-compaction-retention reads

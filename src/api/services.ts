@@ -95,7 +95,7 @@ export function kvService(engine: Engine): ServiceImplementation {
     Compact: h(async (req, caller) => {
       engine.auth.authorize(caller.user, ROOT_ONLY);
       refuseUnderAlarms(engine, "removes");
-      await engine.backend.compact(int(req.revision, "revision"));
+      await engine.backend.compact(int(req.revision, "revision"), !!req.physical);
       return { revision: engine.backend.revision, body: {} };
     }),
   };

@@ -306,14 +306,17 @@ export class Backend {
   /**
    * etcd Compact: drops history below `rev` everywhere; durable when it
    * resolves. Reads below `rev` fail at once; the histories are trimmed a
-   * slice per turn after (MvccStore.trimSoon).
+   * slice per turn after (MvccStore.trimSoon). `physical` (etcd's flag:
+   * return once the compacted entries are gone): also waits for this
+   * store's trimming to finish.
    */
-  async compact(rev: number): Promise<void> {
+  async compact(rev: number, physical = false): Promise<void> {
     if (rev > this.durableRev) throw new MergekvError("FutureRevision");
     this.replica.mvcc.setCompactRev(rev);
     this.replica.mvcc.trimSoon();
     await this.log.setCompactRev(rev);
     this.opts.broadcast?.({ type: "compact", rev });
+    if (physical) await this.replica.mvcc.trimmed();
   }
 
   /**

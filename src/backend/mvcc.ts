@@ -76,6 +76,8 @@ export class MvccStore {
   /** Where trimming to the compact revision goes on (null: done; see `trim`). */
   private trimFrom: string | null = null;
   private trimScheduled = false;
+  /** Waiting for the trimming to finish (`trimmed`). */
+  private trimWaiters: (() => void)[] = [];
   rev = 0;
   compactRev = 0;
 
@@ -215,7 +217,14 @@ export class MvccStore {
     }
     for (const k of emptied) this.index.delete(k);
     this.trimFrom = stoppedAt;
+    if (stoppedAt === null && this.trimWaiters.length > 0) for (const w of this.trimWaiters.splice(0)) w();
     return { touched, done: stoppedAt === null };
+  }
+
+  /** Resolves once every history is trimmed to the compact revision (at once if it is). */
+  trimmed(): Promise<void> {
+    if (this.trimFrom === null) return Promise.resolve();
+    return new Promise((resolve) => this.trimWaiters.push(resolve));
   }
 
   /**

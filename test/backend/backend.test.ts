@@ -3,7 +3,9 @@
  * in-memory store that outlives a "restart" (close, then Backend.open again).
  */
 import { randomBytes } from "node:crypto";
-import { Backend } from "../../src/backend/backend";
+import { Backend, nextTurn } from "../../src/backend/backend";
+import { COMPACTION_TRIM_KEYS_PER_TURN } from "../../src/backend/mvcc";
+import { RecordReader } from "../../src/persist/records";
 import { Replica } from "../../src/backend/replica";
 import { ownerOf, bucketOf } from "../../src/backend/buckets";
 import { Executed, Executor } from "../../src/frontend/executor";
@@ -267,6 +269,23 @@ test("random multi-key Txns, puts and deletes from every frontend, at once and t
     expect({ seed, k, crdt: crdt && text(crdt) }).toEqual({ seed, k, crdt: mvcc && text(mvcc) }); // backend invariant 3
     for (const f of frontends) expect({ seed, k, read: await read(f, k) }).toEqual({ seed, k, read: mvcc && text(mvcc) });
   }
+});
+
+test("Compact with physical answers once every history is trimmed; without it, at once, the trimming still under way", async () => {
+  const { backend } = await start(store);
+  const keys = Array.from({ length: 1.5 * COMPACTION_TRIM_KEYS_PER_TURN }, (_, i) => `many/${String(i).padStart(6, "0")}` as KeyString);
+  const actor = "ab".repeat(16) as ActorId;
+  const versions = (k: string) => new RecordReader(backend.replica.mvcc.encodeHistory(k)!, k).u32();
+  for (let round = 0; round < 2; round++) {
+    for (const v of ["old", "new"]) backend.submit([{ actor, seq: round * 2 + (v === "old" ? 1 : 2), changes: [], writes: keys.map((key) => ({ key, value: Buffer.from(v), lease: 0 })) }]);
+    while (backend.revision < R + round * 2 + 2) await nextTurn();
+    await backend.compact(backend.revision, round === 1);
+    const last = keys[keys.length - 1];
+    expect({ round, versions: versions(last) }).toEqual({ round, versions: round === 1 ? 1 : 2 }); // physical: trimmed already
+    await backend.replica.mvcc.trimmed();
+    expect(versions(last)).toBe(1);
+  }
+  await backend.close();
 });
 
 describe("concurrent writers of one key (CRDT merges)", () => {

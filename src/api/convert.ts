@@ -151,7 +151,6 @@ export function fromDeleteRange(r: DeleteRangeResult): Wire {
   return { deleted: r.deleted, prev_kvs: r.prevKvs.map(fromKv) };
 }
 
-/** Sub-responses carry a header with the revision only, as etcd's. */
 /**
  * A Txn's answer with each inner response's header as etcd 3.4 fills it:
  * the revision the Txn started at, plus one once it has changed something

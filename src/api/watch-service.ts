@@ -87,7 +87,7 @@ const FRAGMENT_FIELD = Buffer.from([(7 << 3) | 0, 1]);
  * events to a response as keep it under `limit`, at least one, each response
  * but the last marked fragment. Clients that asked join them again.
  */
-export function fragmentBodies(idBytes: Buffer, events: readonly MvccEvent[], revision: number, heads: ResponseHeads, encode: WatchEncoder, limit: number): Buffer[] {
+function fragmentBodies(idBytes: Buffer, events: readonly MvccEvent[], revision: number, heads: ResponseHeads, encode: WatchEncoder, limit: number): Buffer[] {
   const whole = responseBody(events, revision, heads, encode);
   if (idBytes.length + whole.length < limit || events.length < 2) return [whole];
   const header = heads.header(revision);
@@ -111,7 +111,7 @@ export function fragmentBodies(idBytes: Buffer, events: readonly MvccEvent[], re
  * revision) and a watcher's watch_id (field 2, a varint written here). Ids
  * outside what a short varint holds, and -1, go through the encoder.
  */
-export class ResponseHeads {
+class ResponseHeads {
   private revision = -1;
   private headerBytes: Buffer = Buffer.alloc(0);
 

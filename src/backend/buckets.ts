@@ -12,6 +12,7 @@ import { BucketChange } from "../persist/records";
 import { MergekvError, assert } from "../errors";
 import { Folder, Handle, Loan, Stored, StoredDocs, emptyHandle, foldDocument } from "./stored-docs";
 import { growAhead } from "./automerge";
+import { Loans } from "./loans";
 
 /** Part of the on-disk and on-the-wire layout: peers must agree on it. */
 export const BUCKET_COUNT = 16_384;
@@ -26,17 +27,6 @@ export const COLD_PENDING_MAX = 256;
  * changes; applied at once they held its requests for 0.3-0.4 s.
  */
 export const REMOTE_APPLY_SLICE_MS = 4;
-
-/**
- * Documents a frontend keeps loaded after their loans end, to borrow again
- * by the changes since (see BucketSet.borrow); past it the least recently
- * borrowed is freed. A loaded document is about 12.5 KiB plus its history.
- * Loading a borrowed document whole made every multi-key Txn cost a load
- * per foreign bucket, growing with the document's history: a 10-key Txn
- * repeated on the same keys took 8 ms at first and 20 ms after 300 rounds
- * (etcd: 1.4 ms).
- */
-export const LENT_KEPT_MAX = 1_024;
 
 /** FNV-1a over the key's bytes: stable across versions and platforms, which the layout needs. */
 export function bucketOf(key: string): number {
@@ -55,8 +45,9 @@ export function ownerOf(bucket: number, frontends: number): number {
 
 /**
  * A set of bucket documents. A replica may own only some buckets (a frontend
- * owns 1/N of them); a document it does not own can be borrowed for one write
- * (its current bytes come from the backend) and is released afterwards.
+ * owns 1/N of them); a document it does not own can be borrowed for a write
+ * (lent by the backend) and is released afterwards, then kept to borrow
+ * again by the changes since (Loans).
  * A document is never created for a bucket neither owned nor borrowed: a
  * fresh document there would reuse this actor's sequence numbers.
  *
@@ -80,16 +71,12 @@ export class BucketSet {
   private readonly loadedNow = new Map<number, Stored | undefined>();
   /** Stored mode: loaded documents that took a change since (a settle stores them anew; the others go back as they were). */
   private readonly changedNow = new Set<number>();
-  /** Borrowed buckets: how many requests hold each, and the stored version its document had when lent (the writes of ours since on top). */
-  private readonly borrowed = new Map<number, { loans: number; version: number }>();
-  /** Documents whose loans ended, by least recently borrowed first (LENT_KEPT_MAX). */
-  private readonly kept = new Map<number, { doc: Handle; version: number }>();
+  /** Documents of buckets not owned: on loan (each also in `docs` while it is), or kept from a loan. */
+  private readonly loans = new Loans();
   /** Buckets written by the local change being built, with their heads before it. */
   private readonly touched = new Map<number, string[]>();
   /** Documents loaded from stored bytes so far (each costs an Automerge load). */
   loads = 0;
-  /** Borrows so far that loaded a document from lent bytes, and those that took a kept one by the changes since. */
-  readonly borrows = { loaded: 0, kept: 0 };
 
   constructor(
     readonly actor: ActorId,
@@ -188,80 +175,36 @@ export class BucketSet {
 
   /** Whether writes to this bucket can be made here now. */
   holds(bucket: number): boolean {
-    return this.owns(bucket) || this.borrowed.has(bucket);
+    return this.owns(bucket) || this.loans.holds(bucket);
   }
 
-  /** The version of a document this replica keeps from an earlier loan, -1 if none: what a fetch asks the changes since. */
+  /** The version of a document kept from an earlier loan, -1 if none: what a fetch asks the changes since. */
   known(bucket: number): number {
-    return this.kept.get(bucket)?.version ?? -1;
+    return this.loans.known(bucket);
   }
 
   /**
-   * Borrows a document this replica does not own, as the backend lent it:
-   * loaded from its saved bytes, or the document kept from an earlier loan
-   * with the changes since applied. Already held: the held one stays (it has
-   * this actor's latest changes), with any changes sent applied, and the
-   * loan is counted. False: the loan sent changes since a version no longer
-   * kept (evicted meanwhile), and the caller fetches again.
+   * Borrows a document this replica does not own, as the backend lent it
+   * (Loans.take). False: the loan sent changes since a version no longer
+   * kept, and the caller fetches again.
    */
   borrow(loan: Loan): boolean {
-    const b = loan.bucket;
-    if (this.owns(b)) return true;
-    const held = this.borrowed.get(b);
-    if (held) {
-      held.loans++;
-      if ("chunks" in loan && loan.since <= held.version) this.catchUpLoan(this.docs[b]!, held, loan);
-      return true;
-    }
-    const kept = this.kept.get(b);
-    let d: Handle;
-    if ("chunks" in loan) {
-      if (!kept || kept.version < loan.since) return false;
-      this.kept.delete(b);
-      d = kept.doc;
-      this.catchUpLoan(d, kept, loan);
-      this.borrows.kept++;
-    } else {
-      if (kept) {
-        kept.doc.free();
-        this.kept.delete(b);
-      }
-      d = this.fromBytes(loan.bytes);
-      this.borrows.loaded++;
-    }
-    this.docs[b] = d;
-    this.borrowed.set(b, { loans: 1, version: loan.version });
+    if (this.owns(loan.bucket)) return true;
+    const d = this.loans.take(loan, (bytes) => this.fromBytes(bytes));
+    if (!d) return false;
+    this.docs[loan.bucket] = d;
     growAhead();
     return true;
   }
 
-  /** Applies a loan's chunks (some may be ours, or applied before: Automerge skips those). */
-  private catchUpLoan(d: Handle, at: { version: number }, loan: Loan & { chunks: Uint8Array[] }): void {
-    if (loan.chunks.length > 0) {
-      d.applyChanges(loan.chunks);
-      d.updateDiffCursor();
-    }
-    at.version = Math.max(at.version, loan.version);
+  /** Ends a loan; after the last, writes can no longer go to the document (it is kept, see Loans). */
+  release(bucket: number): void {
+    if (this.loans.end(bucket)) this.docs[bucket] = undefined;
   }
 
-  /** Ends a loan; the last keeps the document loaded (LENT_KEPT_MAX) to be borrowed again. */
-  release(bucket: number): void {
-    const held = this.borrowed.get(bucket);
-    if (held === undefined) return;
-    if (held.loans > 1) {
-      held.loans--;
-      return;
-    }
-    this.borrowed.delete(bucket);
-    const d = this.docs[bucket];
-    this.docs[bucket] = undefined;
-    if (!d) return;
-    this.kept.set(bucket, { doc: d, version: held.version });
-    if (this.kept.size > LENT_KEPT_MAX) {
-      const [oldest, k] = this.kept.entries().next().value!;
-      k.doc.free();
-      this.kept.delete(oldest);
-    }
+  /** Borrows so far that loaded a document from lent bytes, and those that took a kept one by the changes since. */
+  get borrows(): { loaded: number; kept: number } {
+    return this.loans.counts;
   }
 
   /** Stored mode: what a borrower holding version `known` (-1: none) of the document needs (StoredDocs.lend). */
@@ -423,9 +366,7 @@ export class BucketSet {
       this.docs[b]?.free();
       this.docs[b] = undefined;
     }
-    for (const k of this.kept.values()) k.doc.free();
-    this.kept.clear();
-    this.borrowed.clear();
+    this.loans.free();
     this.touched.clear();
     this.behind.clear();
   }

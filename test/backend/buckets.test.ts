@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import * as A from "@automerge/automerge";
-import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, LENT_KEPT_MAX, bucketOf } from "../../src/backend/buckets";
+import { BUCKET_COUNT, BucketSet, COLD_PENDING_MAX, bucketOf } from "../../src/backend/buckets";
+import { LENT_KEPT_MAX } from "../../src/backend/loans";
 import { FOLD_AT, FOLD_CHUNK_BYTES_MAX, Folder, foldDocument } from "../../src/backend/stored-docs";
 import { ActorId, KeyString, keyToString } from "../../src/persist/encoding";
 import { BucketChange } from "../../src/persist/records";

@@ -45,6 +45,58 @@ interface Run {
   borrowed: boolean;
 }
 
+/**
+ * Bytes of responses one event-loop turn writes at most (the batch that
+ * crosses it is written whole); the streams still waiting go out on the next
+ * turns, in the order they were queued.
+ * Why: a put watched 1,000 times over 10 streams is 330 KB of frames and
+ * about 0.4 ms of the main thread (framing, HTTP/2, the loopback sends). In
+ * one turn, the writer's next request waited behind all of it; between
+ * turns, the event loop reads it and hands it to a frontend, which works on
+ * it while the rest goes out. Measured on the watch fan-out benchmark,
+ * alternating runs: 513 -> 552 puts/s (10 streams). 32 KiB is about one
+ * such stream's share of a put; many small streams (a watch each) still go
+ * out dozens to a turn, not one turn each.
+ */
+export const TURN_FLUSH_BYTES = 32 << 10;
+
+/** Written batches left at the flush queue's head before it is cut (a cut copies the rest). */
+const CONSUMED_KEPT_MAX = 1_024;
+
+/** The batches with responses to write, in the order they got their first; written on the next tick, at most TURN_FLUSH_BYTES a turn. */
+class FlushQueue {
+  private readonly waiting: ResponseBatch[] = [];
+  private next = 0;
+  private scheduled = false;
+
+  add(batch: ResponseBatch): void {
+    this.waiting.push(batch);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(() => this.drain());
+    }
+  }
+
+  private drain(): void {
+    let bytes = 0;
+    while (this.next < this.waiting.length && bytes < TURN_FLUSH_BYTES) bytes += this.waiting[this.next++].flush();
+    if (this.next < this.waiting.length) {
+      if (this.next >= CONSUMED_KEPT_MAX) {
+        // Under steady load the queue may never empty: drop what is written.
+        this.waiting.splice(0, this.next);
+        this.next = 0;
+      }
+      setImmediate(() => this.drain()); // after the poll phase: requests that came meanwhile go first
+      return;
+    }
+    this.waiting.length = 0;
+    this.next = 0;
+    this.scheduled = false;
+  }
+}
+
+const flushes = new FlushQueue();
+
 export class ResponseBatch {
   /** The turn's responses, in order. */
   private pending: Run[] = [];
@@ -101,7 +153,7 @@ export class ResponseBatch {
     this.pending.push(run);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(() => this.flush());
+      flushes.add(this);
     }
   }
 
@@ -110,8 +162,14 @@ export class ResponseBatch {
     return !this.full;
   }
 
-  private flush(): void {
+  /**
+   * Writes the pending responses as one chunk; the bytes written. The flush
+   * queue calls it on the batch's turn; call it before ending the call, which
+   * would drop what is still queued.
+   */
+  flush(): number {
     this.flushScheduled = false;
+    if (this.pending.length === 0) return 0; // flushed before its turn
     const slab = takeSlab(this.pendingBytes);
     const chunk = slab.subarray(0, this.pendingBytes);
     let at = 0;
@@ -122,6 +180,7 @@ export class ResponseBatch {
       giveBack(slab); // the write is done (or failed, or the call is over): HTTP/2 holds the bytes no more
       this.written(chunk.length);
     });
+    return chunk.length;
   }
 
   private written(bytes: number): void {

@@ -215,7 +215,11 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
       const write = (m: Wire, revision = hub.revision): void => {
         if (!out.send(EMPTY, encode({ header: header(engine.headers, revision), ...m }))) call.pauseRequests();
       };
-      const stop = () => call.fail(toStatus(new MergekvError("Unavailable")));
+      const fail = (e: unknown) => {
+        out.flush(); // what was sent before the failure goes first
+        call.fail(toStatus(e));
+      };
+      const stop = () => fail(new MergekvError("Unavailable"));
       const closeAll = () => {
         for (const w of watches.values()) hub.remove(w);
         watches.clear();
@@ -299,7 +303,7 @@ export function watchService(engine: Engine, hub: WatchHub, encode: WatchEncoder
           } else if (req.progress_request) write({ watch_id: "-1" });
         } catch (e) {
           engine.onInternalError(e);
-          call.fail(toStatus(e));
+          fail(e);
         }
       });
       // A client that has sent its last request still gets events: as etcd (its recvLoop returns on

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
-import { ResponseBatch } from "../../src/api/response-batch";
+import { ResponseBatch, TURN_FLUSH_BYTES } from "../../src/api/response-batch";
+import { ServerCall } from "../../src/api/grpc-call";
 import { GrpcServer, Handler } from "../../src/api/grpc-server";
 
 /** A server-streaming method whose messages are raw bytes both ways. */
@@ -85,7 +86,7 @@ describe("ResponseBatch", () => {
       const next = () => {
         for (let i = 0; i < PER_TURN; i++) batch.send(EMPTY, body(s, turn, i));
         if (++turn < TURNS) setImmediate(next);
-        else setImmediate(() => call.end());
+        else setImmediate(() => { batch.flush(); call.end(); }); // another stream's turn may come first: write ours before ending
       };
       next();
     });
@@ -173,5 +174,69 @@ describe("ResponseBatch", () => {
     } finally {
       server.forceShutdown();
     }
+  });
+});
+
+/** A call that records each write with the event-loop turn it came in (a fake: these tests are about when, not how). */
+function recordingCalls(n: number, writes: { stream: number; bytes: number; turn: number }[], turn: () => number): ServerCall[] {
+  return Array.from({ length: n }, (_, stream) => ({
+    writeFrames: (frames: Buffer, done: () => void) => {
+      writes.push({ stream, bytes: frames.length, turn: turn() });
+      done();
+    },
+  }) as unknown as ServerCall);
+}
+
+/** Counts event-loop turns (a setImmediate chain) until `until` holds; the count is read by `recordingCalls`. */
+function countTurns(until: () => boolean): { turn: () => number; done: Promise<void> } {
+  let turn = 0;
+  const done = new Promise<void>((resolve) => {
+    const tick = () => {
+      turn++;
+      if (until() || turn > 10_000) resolve();
+      else setImmediate(tick);
+    };
+    setImmediate(tick);
+  });
+  return { turn: () => turn, done };
+}
+
+describe("ResponseBatch's turns", () => {
+  it("a turn writes about TURN_FLUSH_BYTES: big streams go out one a turn, in the order queued, the first at once", async () => {
+    const STREAMS = 6;
+    const writes: { stream: number; bytes: number; turn: number }[] = [];
+    const clock = countTurns(() => writes.length >= STREAMS);
+    const batches = recordingCalls(STREAMS, writes, clock.turn).map((c) => new ResponseBatch(c, 1 << 30, () => undefined));
+    const body = Buffer.alloc(TURN_FLUSH_BYTES / 2, 0x61);
+    for (const b of [...batches].reverse()) for (let i = 0; i < 3; i++) b.send(EMPTY, body); // 48 KiB each, queued last to first
+    await clock.done;
+    expect(writes.map((w) => w.stream)).toEqual([5, 4, 3, 2, 1, 0]);
+    expect(writes.map((w) => w.bytes)).toEqual(Array(STREAMS).fill(3 * (5 + body.length)));
+    expect(writes[0].turn).toBe(0); // on the next tick, before any immediate
+    expect(writes.map((w) => w.turn)).toEqual([0, 1, 2, 3, 4, 5]); // an immediate (the poll phase) between each
+  });
+  it("small streams share a turn: 200 streams of 100 bytes go out in one", async () => {
+    const STREAMS = 200;
+    const writes: { stream: number; bytes: number; turn: number }[] = [];
+    const clock = countTurns(() => writes.length >= STREAMS);
+    const batches = recordingCalls(STREAMS, writes, clock.turn).map((c) => new ResponseBatch(c, 1 << 30, () => undefined));
+    for (const b of batches) b.send(EMPTY, Buffer.alloc(95));
+    await clock.done;
+    expect(writes.length).toBe(STREAMS);
+    expect(new Set(writes.map((w) => w.turn))).toEqual(new Set([0]));
+  });
+  it("a batch flushed before its turn (the call is ending) writes once; what it gets later goes out on a later turn", async () => {
+    const writes: { stream: number; bytes: number; turn: number }[] = [];
+    const clock = countTurns(() => writes.length >= 3);
+    const [big, early] = recordingCalls(2, writes, clock.turn).map((c) => new ResponseBatch(c, 1 << 30, () => undefined));
+    big.send(EMPTY, Buffer.alloc(TURN_FLUSH_BYTES));
+    early.send(EMPTY, Buffer.alloc(10));
+    await new Promise<void>((r) => process.nextTick(r)); // big went out; early waits for the next turn
+    expect(writes.map((w) => w.stream)).toEqual([0]);
+    expect(early.flush()).toBe(15);
+    early.send(EMPTY, Buffer.alloc(20));
+    await clock.done;
+    expect(writes.map((w) => [w.stream, w.bytes])).toEqual([[0, 5 + TURN_FLUSH_BYTES], [1, 15], [1, 25]]);
+    expect(writes[2].turn).toBeGreaterThan(0);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * The `mergekv` command: `serve` (what `npm start` runs) and `compact`.
- * Flags follow etcd's names where they apply.
+ * The `mergekv` command: `serve` (what `npm start` runs), and the operator
+ * commands `compact`, `replication` and `snapshot`. Flags follow etcd's and
+ * etcdctl's names where they apply.
  */
 import { parseArgs } from "node:util";
 import { promises as fs } from "node:fs";
@@ -8,11 +9,11 @@ import { restoreSnapshot, snapshotStatus } from "./persist/snapshot-file";
 import pino from "pino";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
-import * as grpc from "@grpc/grpc-js";
-import { DEFAULT_OPTIONS, MergekvServer, ServerOptions, compactStorage, CompactionReport, bindAddress } from "./server";
+import { DEFAULT_OPTIONS, MergekvServer, ServerOptions, compactStorage, CompactionReport } from "./server";
+import { ADMIN_OPTIONS, AdminClient, AdminFlags } from "./admin-client";
+import { Wire } from "./api/convert";
 import { Backend } from "./backend/backend";
 import { LevelStore } from "./persist/level-store";
-import { loadServices } from "./api/proto";
 import { MergekvError, isMergekvError } from "./errors";
 import { parseGoDuration } from "./backend/go-duration";
 import { parseAutoCompaction } from "./backend/auto-compactor";
@@ -23,10 +24,18 @@ const USAGE = `Usage:
   mergekv serve [flags]          run a server (default: data in ./default.mergekv, clients on 127.0.0.1:2379)
   mergekv compact --data-dir DIR compact a stopped server's data directory
   mergekv compact --endpoints URL ask a running server to compact (online)
+  mergekv replication --endpoints URL [--internal K] [--external N] [-w simple|json]
+                                 show a running server's replication factors; set them (until it stops)
   mergekv snapshot restore FILE --data-dir DIR
                                  make a new data directory from a snapshot (etcdctl snapshot save)
   mergekv snapshot status FILE [-w simple|json|table]
                                  check a snapshot whole; its hash, revision, entries and size
+
+online commands (compact --endpoints, replication), as etcdctl:
+  --endpoints URL                   host:port or http(s)://host:port of a running server
+  --cacert FILE                     CA to verify the server's certificate (TLS; https:// turns TLS on too)
+  --cert FILE, --key FILE           client certificate and key (servers with --client-cert-auth)
+  --user NAME[:PASSWORD]            authenticate (root, once auth is on); --password PASSWORD otherwise
 
 serve flags:
   --name NAME                       member name (default "default")
@@ -63,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     if (command === "serve") await serve(rest);
     else if (command === "compact") await compact(rest);
+    else if (command === "replication") await replication(rest);
     else if (command === "snapshot" && rest[0] === "restore") await restore(rest.slice(1));
     else if (command === "snapshot" && rest[0] === "status") await status(rest.slice(1));
     else if (!command || command === "help" || command === "--help" || command === "-h") process.stdout.write(USAGE);
@@ -82,6 +92,12 @@ function positiveInt(flag: string, v: string | undefined, fallback: number): num
   if (v === undefined) return fallback;
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new MergekvError("InvalidArgument", `--${flag} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function nonNegativeInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new MergekvError("InvalidArgument", `--${flag} must be a whole number, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -267,9 +283,9 @@ async function serve(args: string[]): Promise<void> {
 }
 
 async function compact(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, strict: true, options: { "data-dir": { type: "string" }, endpoints: { type: "string" } } });
+  const { values } = parseArgs({ args, strict: true, options: { "data-dir": { type: "string" }, ...ADMIN_OPTIONS } });
   if (!!values["data-dir"] === !!values.endpoints) throw new MergekvError("InvalidArgument", "compact needs exactly one of --data-dir DIR (offline) or --endpoints URL (online)");
-  const report = values["data-dir"] ? await compactOffline(values["data-dir"]) : await compactOnline(values.endpoints!);
+  const report = values["data-dir"] ? await compactOffline(values["data-dir"]) : await compactOnline(values as AdminFlags);
   if (report) printReport(report);
 }
 
@@ -287,19 +303,52 @@ async function compactOffline(dataDir: string): Promise<CompactionReport> {
 }
 
 /** Online: Maintenance.Defragment, which mergekv answers by compacting its storage. */
-async function compactOnline(endpoint: string): Promise<undefined> {
-  const services = loadServices();
-  const Client = grpc.makeGenericClientConstructor(services.Maintenance as unknown as grpc.ServiceDefinition, "Maintenance");
-  const client = new Client(bindAddress(endpoint.split(",")[0]), grpc.credentials.createInsecure()) as unknown as {
-    Defragment(req: object, cb: (e: grpc.ServiceError | null, r: unknown) => void): void;
-    close(): void;
-  };
-  const started = Date.now();
-  process.stderr.write(`compacting ${endpoint} ...\n`);
-  await new Promise<void>((resolve, reject) => client.Defragment({}, (e) => (e ? reject(new MergekvError("Unavailable", `${endpoint}: ${e.details || e.message}`)) : resolve())));
-  client.close();
-  process.stdout.write(`compacted ${endpoint} in ${Date.now() - started} ms (the server logs records and bytes before and after)\n`);
+async function compactOnline(flags: AdminFlags): Promise<undefined> {
+  const client = new AdminClient(flags);
+  try {
+    const started = Date.now();
+    process.stderr.write(`compacting ${client.target} ...\n`);
+    await client.call("etcdserverpb.Maintenance", "Defragment", {});
+    process.stdout.write(`compacted ${client.target} in ${Date.now() - started} ms (the server logs records and bytes before and after)\n`);
+  } finally {
+    client.close();
+  }
   return undefined;
+}
+
+/**
+ * Shows a running server's replication factors and what each frontend has
+ * applied; with --internal or --external, sets them first. A change lasts
+ * until the server stops (--internal-replication sets it at start).
+ */
+async function replication(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, strict: true, options: { internal: { type: "string" }, external: { type: "string" }, "write-out": { type: "string", short: "w", default: "simple" }, ...ADMIN_OPTIONS } });
+  if (!values.endpoints) throw new MergekvError("InvalidArgument", "replication needs --endpoints URL");
+  const form = values["write-out"];
+  if (form !== "simple" && form !== "json") throw new MergekvError("InvalidArgument", `--write-out ${JSON.stringify(form)}: one of simple, json`);
+  const setting = values.internal !== undefined || values.external !== undefined;
+  const internal = values.internal === undefined ? 0 : positiveInt("internal", values.internal, 0);
+  const external = values.external === undefined ? 0 : nonNegativeInt("external", values.external);
+  const client = new AdminClient(values as AdminFlags);
+  try {
+    const r = setting ? await client.call("mergekvpb.Replication", "Set", { internal, external }) : await client.call("mergekvpb.Replication", "Status", {});
+    process.stdout.write(form === "json" ? `${JSON.stringify(r)}\n` : replicationText(r));
+  } finally {
+    client.close();
+  }
+}
+
+function replicationText(r: Wire): string {
+  const header = r.header as Wire;
+  const applied = r.applied as Wire[];
+  const lines = [
+    `internal replication: ${r.internal} of ${r.frontends} frontends must apply a write before it is answered`,
+    `external replication: ${r.external} (peer servers: ${r.peers})`,
+    `revision: ${header.revision}`,
+    ...applied.map((f) => `frontend ${f.index} (actor ${f.actor}): applied revision ${f.revision}`),
+  ];
+  if (Number(r.internal) === 1) lines.push("(applied revisions as last reported: with internal replication 1 a frontend reports with its next answer)");
+  return `${lines.join("\n")}\n`;
 }
 
 async function restore(args: string[]): Promise<void> {

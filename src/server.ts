@@ -30,6 +30,7 @@ import { TokenProvider } from "./backend/token-provider";
 import { tokenProviderFor } from "./backend/token-options";
 import { AutoCompaction, AutoCompactor } from "./backend/auto-compactor";
 import { authService } from "./api/auth-service";
+import { replicationService } from "./api/replication-service";
 import { MergekvError } from "./errors";
 
 export interface ServerOptions {
@@ -283,6 +284,7 @@ export class MergekvServer implements Engine {
     server.addService(services.Lock, lockService(this, this.watches, this.stopping.signal));
     server.addService(services.Election, electionService(this, this.watches, this.stopping.signal));
     server.addService(services.Health, healthService(this, this.stopping.signal));
+    server.addService(services.Replication, replicationService(this));
     this.backend.startLeaseExpiry(); // clients can reach us from now on to keep their leases alive
     if (this.opts.autoCompaction) {
       this.autoCompactor = new AutoCompactor(this.opts.autoCompaction, backend, log);

@@ -25,6 +25,7 @@ export interface EtcdServices {
   Lock: ServiceDefinition;
   Election: ServiceDefinition;
   Health: ServiceDefinition;
+  Replication: ServiceDefinition;
 }
 
 export function loadServices(): EtcdServices {
@@ -40,6 +41,7 @@ export function loadServices(): EtcdServices {
     Lock: serviceDefinition(etcdRoot(), "v3lockpb.Lock"),
     Election: serviceDefinition(etcdRoot(), "v3electionpb.Election"),
     Health: serviceDefinition(etcdRoot(), "grpc.health.v1.Health"),
+    Replication: serviceDefinition(etcdRoot(), "mergekvpb.Replication"),
   };
 }
 
@@ -98,6 +100,31 @@ service Health {
 }
 `;
 
+/**
+ * mergekv's own service (no etcd counterpart): the replication factors of a
+ * running server, which `mergekv replication` reads and sets.
+ */
+const REPLICATION_PROTO = `
+syntax = "proto3";
+package mergekvpb;
+service Replication {
+  rpc Status(ReplicationStatusRequest) returns (ReplicationStatusResponse);
+  rpc Set(ReplicationSetRequest) returns (ReplicationStatusResponse);
+}
+message ReplicationStatusRequest {}
+// internal: 0 leaves it as it is. external: peer servers that must hold a write durably (0: none).
+message ReplicationSetRequest { uint32 internal = 1; uint32 external = 2; }
+message FrontendApplied { uint32 index = 1; string actor = 2; int64 revision = 3; }
+message ReplicationStatusResponse {
+  etcdserverpb.ResponseHeader header = 1;
+  uint32 internal = 2;
+  uint32 frontends = 3;
+  uint32 external = 4;
+  uint32 peers = 5;
+  repeated FrontendApplied applied = 6;
+}
+`;
+
 /** Requests as @grpc/proto-loader hands the other services theirs (proto.ts): int64 as strings, bytes as Buffers. */
 const AS_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true };
 
@@ -123,7 +150,7 @@ function serviceDefinition(root: protobuf.Root, name: string): ServiceDefinition
 
 let root: protobuf.Root | null = null;
 
-/** Every service etcd 3.4 serves (gRPC's health service included), as protobufjs reflection (names as in the files: keepCase); loaded once. */
+/** Every service etcd 3.4 serves (gRPC's health service included) and mergekv's Replication, as protobufjs reflection (names as in the files: keepCase); loaded once. */
 export function etcdRoot(): protobuf.Root {
   if (!root) {
     const r = new protobuf.Root();
@@ -131,6 +158,7 @@ export function etcdRoot(): protobuf.Root {
     protobuf.parse(LOCK_PROTO, r, { keepCase: true });
     protobuf.parse(ELECTION_PROTO, r, { keepCase: true });
     protobuf.parse(HEALTH_PROTO, r, { keepCase: true });
+    protobuf.parse(REPLICATION_PROTO, r, { keepCase: true });
     r.resolveAll();
     root = r;
   }

@@ -89,6 +89,8 @@ export class Backend {
   private applyScheduled = false;
   private durableRev: number;
   private readonly watermarks: number[];
+  /** Frontends that must have applied a write before it is answered: --internal-replication, or what `mergekv replication` set since. */
+  private internalFactor: number;
   /** Writes waiting for internal replication (bounded by the requests in flight). */
   private waiters: { rev: number; executor: number; resolve: () => void }[] = [];
   /** Records since the last snapshot: (Level key, revision). */
@@ -113,6 +115,7 @@ export class Backend {
     if (meta.rev > this.replica.mvcc.rev) this.replica.mvcc.rev = meta.rev; // revisions never go down
     this.durableRev = this.replica.rev;
     this.watermarks = new Array(opts.frontends).fill(this.durableRev);
+    this.internalFactor = opts.internalReplication;
     this.leaseKeeper = new LeaseKeeper(this, this.leases, log, opts);
   }
 
@@ -270,12 +273,35 @@ export class Backend {
 
   /** Frontends that must have applied a write before it is answered (see whenReplicated). */
   get internalReplication(): number {
-    return this.opts.internalReplication;
+    return this.internalFactor;
+  }
+
+  /**
+   * Changes the internal replication factor of a running server (`mergekv
+   * replication`), until it stops: writes waiting for more frontends than
+   * the new factor asks are answered now; later writes wait for the new
+   * number.
+   */
+  setInternalReplication(k: number): void {
+    if (!Number.isInteger(k) || k < 1 || k > this.opts.frontends) {
+      throw new MergekvError("InvalidArgument", `mergekv: internal replication must be between 1 and the number of frontends (${this.opts.frontends}), got ${k}`);
+    }
+    this.internalFactor = k;
+    this.settleWaiters();
+  }
+
+  /** The revision each frontend has said it applied (sent with its next message, at once when internal replication is above 1). */
+  acknowledged(): readonly number[] {
+    return this.watermarks.slice();
   }
 
   /** A frontend reports it has applied everything up to `rev`. */
   acknowledge(frontend: number, rev: number): void {
     if (rev > this.watermarks[frontend]) this.watermarks[frontend] = rev;
+    this.settleWaiters();
+  }
+
+  private settleWaiters(): void {
     if (this.waiters.length === 0) return;
     const still: typeof this.waiters = [];
     for (const w of this.waiters) {
@@ -300,7 +326,7 @@ export class Backend {
   private replicated(rev: number, executor: number): boolean {
     let n = 0;
     for (let f = 0; f < this.watermarks.length; f++) if (f === executor || this.watermarks[f] >= rev) n++;
-    return n >= this.opts.internalReplication;
+    return n >= this.internalFactor;
   }
 
   /**

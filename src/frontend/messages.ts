@@ -34,6 +34,8 @@ export type ToFrontend =
   | { type: "requests"; items: RequestItem[]; leases?: LeaseChange[]; applied?: AppliedEntry[] }
   | { type: "applied"; entries: AppliedEntry[] }
   | { type: "compact"; rev: number }
+  /** The internal replication factor changed (`mergekv replication`): report applied revisions at once (above 1) or with the next response. */
+  | { type: "acknowledge"; on: boolean }
   /** Answer to a "fetch": each document's changes since the version asked, or its saved bytes. */
   | { type: "buckets"; id: number; loans: Loan[] }
   | { type: "stop" };

@@ -144,6 +144,26 @@ export class FrontendPool {
     }
   }
 
+  /**
+   * Changes the internal replication factor until the server stops (see
+   * Backend.setInternalReplication). Above 1, every frontend gets what it
+   * holds back at once and acknowledges each entry as it applies it; back at
+   * 1, entries are held again and acknowledgements ride responses.
+   */
+  setInternalReplication(k: number): void {
+    this.backend.setInternalReplication(k);
+    for (let i = 0; i < this.workers.length; i++) {
+      this.releaseApplied(i);
+      this.post(i, { type: "acknowledge", on: this.acknowledging });
+    }
+  }
+
+  /** Each frontend's actor and the revision it last said it applied. */
+  acknowledged(): { actor: string; revision: number }[] {
+    const revs = this.backend.acknowledged();
+    return this.actors.map((actor, i) => ({ actor, revision: revs[i] }));
+  }
+
   /** Whether anyone waits for frontends' acknowledgements (internal replication above 1). */
   private get acknowledging(): boolean {
     return this.backend.internalReplication > 1;

@@ -109,6 +109,10 @@ function handle(m: ToFrontend): void {
     case "compact":
       executor!.onCompact(m.rev);
       return;
+    case "acknowledge":
+      acknowledge = m.on;
+      if (acknowledge) responses.ping(); // what it applied so far counts at once
+      return;
     case "stop":
       port.close();
       return;

@@ -61,3 +61,32 @@ test("waiters complete as acknowledgements reach their revisions, whatever order
   expect(completed.sort()).toEqual(applied);
   await backend.close();
 });
+
+test("the factor changed while writes wait: lowered, those it now covers complete; raised, later writes wait for more; out of range refused", async () => {
+  const applied: number[] = [];
+  const backend = await openBackend(3, 3, (m) => { if (m.type === "applied") applied.push(...m.entries.map((e) => e.rev)); });
+  backend.submit([envelope(1), envelope(2)]);
+  while (applied.length < 2) await new Promise((r) => setImmediate(r));
+  const completed: number[] = [];
+  void backend.whenReplicated(applied[0], 0).then(() => completed.push(applied[0]));
+  backend.acknowledge(1, applied[0]);
+  await new Promise((r) => setImmediate(r));
+  expect(completed).toEqual([]); // 2 of 3
+  backend.setInternalReplication(2);
+  await new Promise((r) => setImmediate(r));
+  expect(completed).toEqual([applied[0]]); // 2 of 2: answered by the change itself
+  backend.setInternalReplication(3);
+  void backend.whenReplicated(applied[1], 0).then(() => completed.push(applied[1]));
+  backend.acknowledge(1, applied[1]);
+  await new Promise((r) => setImmediate(r));
+  expect(completed).toEqual([applied[0]]); // 2 of 3 again
+  backend.acknowledge(2, applied[1]);
+  await new Promise((r) => setImmediate(r));
+  expect(completed).toEqual(applied);
+  expect(backend.acknowledged().slice(1)).toEqual([applied[1], applied[1]]); // frontend 0 never acknowledged
+  for (const bad of [0, 4, 1.5]) {
+    expect(() => backend.setInternalReplication(bad)).toThrow(`internal replication must be between 1 and the number of frontends (3), got ${bad}`);
+  }
+  expect(backend.internalReplication).toBe(3);
+  await backend.close();
+});

@@ -306,10 +306,14 @@ async function compactOffline(dataDir: string): Promise<CompactionReport> {
 async function compactOnline(flags: AdminFlags): Promise<undefined> {
   const client = new AdminClient(flags);
   try {
+    const dbSize = async () => Number((await client.call("etcdserverpb.Maintenance", "Status", {})).dbSize);
+    const before = await dbSize();
     const started = Date.now();
     process.stderr.write(`compacting ${client.target} ...\n`);
     await client.call("etcdserverpb.Maintenance", "Defragment", {});
-    process.stdout.write(`compacted ${client.target} in ${Date.now() - started} ms (the server logs records and bytes before and after)\n`);
+    const ms = Date.now() - started;
+    const mb = (b: number) => `${(b / 1024 / 1024).toFixed(2)} MiB`;
+    process.stdout.write(`compacted ${client.target} in ${ms} ms: data directory ${mb(before)} -> ${mb(await dbSize())} (the server logs the change records before and after)\n`);
   } finally {
     client.close();
   }

@@ -14,7 +14,10 @@
  * enables auth, then disables it), then `catchup` (once per server: it fills
  * the servers with its keys and revisions), then `bulkdelete` (once per
  * server: a prefix of keys, then one DeleteRange of it while others put), then
- * `txn` (once per server: multi-key Txns one at a time, bench/txn-bench.ts). Prints a table with the issue's targets and writes
+ * `txn` (once per server: multi-key Txns one at a time, bench/txn-bench.ts),
+ * then `replication` (puts at each internal replication factor, set on the
+ * running mergekv; etcd once, as the reference: bench/replication-bench.ts).
+ * Prints a table with the issue's targets and writes
  * bench/results/issue3-latest.json (BENCH_ISSUE3_RESULTS to change it); the
  * harness's results file is not touched when only these phases run.
  *
@@ -40,9 +43,10 @@ import { runAuth, AuthRun } from "./auth-bench";
 import { runCatchUp, CatchUpRun } from "./catchup-bench";
 import { runBulkDelete, BulkDeleteRun } from "./bulk-delete-bench";
 import { runTxn, TxnRun, TxnSizeFigures } from "./txn-bench";
+import { REPLICATION_LOOPS, ReplicationRun, runReplication } from "./replication-bench";
 
-export type Issue3Phase = "watch" | "lease" | "auth" | "catchup" | "bulkdelete" | "txn";
-const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup", "bulkdelete", "txn"];
+export type Issue3Phase = "watch" | "lease" | "auth" | "catchup" | "bulkdelete" | "txn" | "replication";
+const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup", "bulkdelete", "txn", "replication"];
 const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "issue3-latest.json");
 
 /**
@@ -74,6 +78,7 @@ export interface Issue3Results {
   catchup?: CatchUpRun[];
   bulkdelete?: BulkDeleteRun[];
   txn?: TxnRun[];
+  replication?: ReplicationRun[];
   profile?: Partial<Record<Issue3Phase, ThreadProfile[]>>;
   /** Runs done again because steal took more than BENCH_ISSUE3_STEAL_MAX of the machine. */
   discarded: { phase: Issue3Phase; round: number; system: string; stolenCores: number }[];
@@ -140,6 +145,9 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
       if (phase === "bulkdelete") results.bulkdelete = await both("bulkdelete", 1, (s) => runBulkDelete(knobs, s), (r) => `deleted ${r.deleted} keys in ${fmt(r.deleteMs, 1)} ms; probes' put p99 before ${fmt(r.probeBeforeP99Ms, 1)} ms, during: p99 ${fmt(r.probeDuringP99Ms, 1)} max ${fmt(r.probeDuringMaxMs, 1)} ms (${r.probePutsDuring} puts)`);
       if (phase === "txn") results.txn = await both("txn", 1, (s) => runTxn(s), (r) => r.sizes.map((z) => `${z.keys} keys: p50 ${fmt(z.p50Ms, 2)} ms (first 50 ${fmt(z.firstP50Ms, 2)}, last 50 ${fmt(z.lastP50Ms, 2)}) p99 ${fmt(z.p99Ms, 2)} ms`).join("; "));
+      if (phase === "replication") {
+        results.replication = await both("replication", 1, (s) => runReplication(cfg, s), (r) => r.loads.map((l) => `${l.internal ? `internal ${l.internal}` : "etcd"}: ${REPLICATION_LOOPS} loops ${fmt(l.concurrent.opsPerSec)} puts/s p50 ${fmt(l.concurrent.p50Ms, 2)} p99 ${fmt(l.concurrent.p99Ms, 2)} ms; one loop p50 ${fmt(l.sequential.p50Ms, 2)} ms`).join("\n        "));
+      }
       if (phase === "catchup") results.catchup = await both("catchup", 1, (s) => runCatchUp(cfg, knobs, s), (r) => `created ${fmt(r.createdMs, 1)} ms, caught up ${fmt(r.caughtUpMs, 1)} ms; writer's put before: p99 ${fmt(r.putBeforeP99Ms, 1)} max ${fmt(r.putBeforeMaxMs, 1)} ms, during: p99 ${fmt(r.putDuringP99Ms, 1)} max ${fmt(r.putDuringMaxMs, 1)} ms (${r.putsDuring} puts)`);
     }
   } finally {
@@ -292,6 +300,16 @@ function print(r: Issue3Results): void {
       return [row("p50", (x) => x.p50Ms), row("p99", (x) => x.p99Ms), row("p50, first 50 rounds", (x) => x.firstP50Ms), row("p50, last 50 rounds", (x) => x.lastP50Ms)];
     });
     out.push(`\nMulti-key Txns, one at a time (each size ${(m ?? e!).sizes[0].rounds} times on the same keys, after 50 unmeasured):\n` + table(["figure", "etcd", "mergekv", "mergekv/etcd"], rows));
+  }
+  if (r.replication) {
+    const e = r.replication.find((c) => c.system === "etcd")?.loads[0];
+    const m = r.replication.find((c) => c.system === "mergekv");
+    const rows = (m?.loads ?? []).map((l) => [
+      `${l.internal} of ${m!.frontends}`, fmt(l.concurrent.opsPerSec), ratio(l.concurrent.opsPerSec, e?.concurrent.opsPerSec), fmt(l.concurrent.p50Ms, 2), fmt(l.concurrent.p99Ms, 2), fmt(l.sequential.p50Ms, 2), fmt(l.sequential.p99Ms, 2),
+    ]);
+    if (e) rows.push(["etcd", fmt(e.concurrent.opsPerSec), "1.00", fmt(e.concurrent.p50Ms, 2), fmt(e.concurrent.p99Ms, 2), fmt(e.sequential.p50Ms, 2), fmt(e.sequential.p99Ms, 2)]);
+    out.push(`\nInternal replication (mergekv's factor set online at each value; puts to 1,000 keys, ${REPLICATION_LOOPS} loops, then one loop; etcd has no such factor):\n` +
+      table(["internal replication", "puts/s", "/etcd", "p50 ms", "p99 ms", "one loop p50 ms", "one loop p99 ms"], rows));
   }
   if (r.profile) {
     for (const [phase, threads] of Object.entries(r.profile)) {

@@ -1,7 +1,8 @@
 /**
  * etcd's v3 service definitions, loaded at run time from the `etcd3`
- * package's proto files (never hand-copied), and the Lock, Election and
- * gRPC health services, which that package lacks, declared here.
+ * package's proto files (never hand-copied), the Lock, Election and gRPC
+ * health services, which that package lacks, declared here, and mergekv's
+ * own Replication service.
  */
 import * as protoLoader from "@grpc/proto-loader";
 import * as protobuf from "protobufjs";

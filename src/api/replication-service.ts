@@ -22,7 +22,7 @@ export function replicationService(engine: Engine): ServiceImplementation {
   const status = (): Answer => ({
     revision: engine.backend.revision,
     body: {
-      internal: engine.backend.internalReplication,
+      internal: engine.backend.replication.factor,
       frontends: engine.pool.size,
       external: 0,
       peers: PEERS,

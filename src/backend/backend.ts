@@ -17,6 +17,7 @@ import { MvccEvent } from "./mvcc";
 import { LeaseChange, LeaseTable } from "./leases";
 import { LeaseKeeper } from "./lease-keeper";
 import { Reconciler } from "./reconciler";
+import { InternalReplication } from "./internal-replication";
 import { Loan } from "./stored-docs";
 import { applyBatch, snapshots } from "../metrics";
 import { BUCKET_COUNT, bucketOf } from "./buckets";
@@ -88,11 +89,8 @@ export class Backend {
   private incoming: Envelope[] = [];
   private applyScheduled = false;
   private durableRev: number;
-  private readonly watermarks: number[];
-  /** Frontends that must have applied a write before it is answered: --internal-replication, or what `mergekv replication` set since. */
-  private internalFactor: number;
-  /** Writes waiting for internal replication (bounded by the requests in flight). */
-  private waiters: { rev: number; executor: number; resolve: () => void }[] = [];
+  /** How many frontends must have applied a write before it is answered, and which have. */
+  readonly replication: InternalReplication;
   /** Records since the last snapshot: (Level key, revision). */
   private uncovered: { key: Buffer; rev: number }[] = [];
   private dirtyBuckets = new Set<number>();
@@ -114,8 +112,7 @@ export class Backend {
     this.replica.mvcc.takeDirty();
     if (meta.rev > this.replica.mvcc.rev) this.replica.mvcc.rev = meta.rev; // revisions never go down
     this.durableRev = this.replica.rev;
-    this.watermarks = new Array(opts.frontends).fill(this.durableRev);
-    this.internalFactor = opts.internalReplication;
+    this.replication = new InternalReplication(opts.frontends, opts.internalReplication, this.durableRev);
     this.leaseKeeper = new LeaseKeeper(this, this.leases, log, opts);
   }
 
@@ -269,64 +266,6 @@ export class Backend {
     if (this.uncovered.length >= this.opts.snapshotCount && !this.snapshotRunning) {
       void this.snapshot().catch((e) => this.opts.log?.(`snapshot failed: ${(e as Error).message}`));
     }
-  }
-
-  /** Frontends that must have applied a write before it is answered (see whenReplicated). */
-  get internalReplication(): number {
-    return this.internalFactor;
-  }
-
-  /**
-   * Changes the internal replication factor of a running server (`mergekv
-   * replication`), until it stops: writes waiting for more frontends than
-   * the new factor asks are answered now; later writes wait for the new
-   * number.
-   */
-  setInternalReplication(k: number): void {
-    if (!Number.isInteger(k) || k < 1 || k > this.opts.frontends) {
-      throw new MergekvError("InvalidArgument", `mergekv: internal replication must be between 1 and the number of frontends (${this.opts.frontends}), got ${k}`);
-    }
-    this.internalFactor = k;
-    this.settleWaiters();
-  }
-
-  /** The revision each frontend has said it applied (sent with its next message, at once when internal replication is above 1). */
-  acknowledged(): readonly number[] {
-    return this.watermarks.slice();
-  }
-
-  /** A frontend reports it has applied everything up to `rev`. */
-  acknowledge(frontend: number, rev: number): void {
-    if (rev > this.watermarks[frontend]) this.watermarks[frontend] = rev;
-    this.settleWaiters();
-  }
-
-  private settleWaiters(): void {
-    if (this.waiters.length === 0) return;
-    const still: typeof this.waiters = [];
-    for (const w of this.waiters) {
-      if (this.replicated(w.rev, w.executor)) w.resolve();
-      else still.push(w);
-    }
-    this.waiters = still;
-  }
-
-  /**
-   * Resolves once `internalReplication` frontends have applied durable
-   * revision `rev`, counting `executor`, the frontend that executed the write:
-   * it applied the change to its replica before shipping it. The others
-   * count once they acknowledge `rev`. So with the default of 1 a write
-   * returns as soon as it is durable.
-   */
-  whenReplicated(rev: number, executor: number): Promise<void> {
-    if (this.replicated(rev, executor)) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ rev, executor, resolve }));
-  }
-
-  private replicated(rev: number, executor: number): boolean {
-    let n = 0;
-    for (let f = 0; f < this.watermarks.length; f++) if (f === executor || this.watermarks[f] >= rev) n++;
-    return n >= this.internalFactor;
   }
 
   /**

@@ -146,12 +146,12 @@ export class FrontendPool {
 
   /**
    * Changes the internal replication factor until the server stops (see
-   * Backend.setInternalReplication). Above 1, every frontend gets what it
+   * InternalReplication.setFactor). Above 1, every frontend gets what it
    * holds back at once and acknowledges each entry as it applies it; back at
    * 1, entries are held again and acknowledgements ride responses.
    */
   setInternalReplication(k: number): void {
-    this.backend.setInternalReplication(k);
+    this.backend.replication.setFactor(k);
     for (let i = 0; i < this.workers.length; i++) {
       this.releaseApplied(i);
       this.post(i, { type: "acknowledge", on: this.acknowledging });
@@ -160,13 +160,13 @@ export class FrontendPool {
 
   /** Each frontend's actor and the revision it last said it applied. */
   acknowledged(): { actor: string; revision: number }[] {
-    const revs = this.backend.acknowledged();
+    const revs = this.backend.replication.acknowledged();
     return this.actors.map((actor, i) => ({ actor, revision: revs[i] }));
   }
 
   /** Whether anyone waits for frontends' acknowledgements (internal replication above 1). */
   private get acknowledging(): boolean {
-    return this.backend.internalReplication > 1;
+    return this.backend.replication.factor > 1;
   }
 
   private releaseApplied(i: number): void {
@@ -188,7 +188,7 @@ export class FrontendPool {
         return;
       case "responses":
         this.setAwaiting(i, m.awaiting);
-        this.backend.acknowledge(i, m.ack);
+        this.backend.replication.acknowledge(i, m.ack);
         for (const item of m.items) {
           if (item.ok) this.answer(item.id, i, { revision: item.revision, result: item.result });
           else this.take(item.id)?.reject(fromWireError(item.error));
@@ -224,7 +224,7 @@ export class FrontendPool {
     const w = this.take(id);
     if (!w) return;
     if (!w.write) w.resolve(done);
-    else this.backend.whenReplicated(done.revision, executor).then(() => w.resolve(done));
+    else this.backend.replication.whenReplicated(done.revision, executor).then(() => w.resolve(done));
   }
 
   /** Removes a request from those in flight. */

@@ -29,15 +29,15 @@ test.each([1, 2, 3])("with K=%i of 3 a revision is replicated exactly when K-1 f
   const rev = applied[0];
   const executor = 1;
   let done = false;
-  void backend.whenReplicated(rev, executor).then(() => { done = true; });
+  void backend.replication.whenReplicated(rev, executor).then(() => { done = true; });
   let acknowledged = 0;
   for (const frontend of [0, 2]) {
     await new Promise((r) => setImmediate(r));
     expect({ acknowledged, done }).toEqual({ acknowledged, done: acknowledged + 1 >= k });
-    backend.acknowledge(executor, rev); // the executor's own acknowledgement adds nothing
+    backend.replication.acknowledge(executor, rev); // the executor's own acknowledgement adds nothing
     await new Promise((r) => setImmediate(r));
     expect({ acknowledged, done }).toEqual({ acknowledged, done: acknowledged + 1 >= k });
-    backend.acknowledge(frontend, rev);
+    backend.replication.acknowledge(frontend, rev);
     acknowledged++;
   }
   await new Promise((r) => setImmediate(r));
@@ -51,12 +51,12 @@ test("waiters complete as acknowledgements reach their revisions, whatever order
   backend.submit([envelope(1), envelope(2), envelope(3)]);
   while (applied.length < 3) await new Promise((r) => setImmediate(r));
   const completed: number[] = [];
-  for (const rev of [...applied].reverse()) void backend.whenReplicated(rev, 0).then(() => completed.push(rev));
-  backend.acknowledge(0, applied[2]); // the executor: counted already
-  backend.acknowledge(1, applied[1]);
+  for (const rev of [...applied].reverse()) void backend.replication.whenReplicated(rev, 0).then(() => completed.push(rev));
+  backend.replication.acknowledge(0, applied[2]); // the executor: counted already
+  backend.replication.acknowledge(1, applied[1]);
   await new Promise((r) => setImmediate(r));
   expect(completed.sort()).toEqual([applied[0], applied[1]]);
-  backend.acknowledge(2, applied[2]);
+  backend.replication.acknowledge(2, applied[2]);
   await new Promise((r) => setImmediate(r));
   expect(completed.sort()).toEqual(applied);
   await backend.close();
@@ -68,25 +68,25 @@ test("the factor changed while writes wait: lowered, those it now covers complet
   backend.submit([envelope(1), envelope(2)]);
   while (applied.length < 2) await new Promise((r) => setImmediate(r));
   const completed: number[] = [];
-  void backend.whenReplicated(applied[0], 0).then(() => completed.push(applied[0]));
-  backend.acknowledge(1, applied[0]);
+  void backend.replication.whenReplicated(applied[0], 0).then(() => completed.push(applied[0]));
+  backend.replication.acknowledge(1, applied[0]);
   await new Promise((r) => setImmediate(r));
   expect(completed).toEqual([]); // 2 of 3
-  backend.setInternalReplication(2);
+  backend.replication.setFactor(2);
   await new Promise((r) => setImmediate(r));
   expect(completed).toEqual([applied[0]]); // 2 of 2: answered by the change itself
-  backend.setInternalReplication(3);
-  void backend.whenReplicated(applied[1], 0).then(() => completed.push(applied[1]));
-  backend.acknowledge(1, applied[1]);
+  backend.replication.setFactor(3);
+  void backend.replication.whenReplicated(applied[1], 0).then(() => completed.push(applied[1]));
+  backend.replication.acknowledge(1, applied[1]);
   await new Promise((r) => setImmediate(r));
   expect(completed).toEqual([applied[0]]); // 2 of 3 again
-  backend.acknowledge(2, applied[1]);
+  backend.replication.acknowledge(2, applied[1]);
   await new Promise((r) => setImmediate(r));
   expect(completed).toEqual(applied);
-  expect(backend.acknowledged().slice(1)).toEqual([applied[1], applied[1]]); // frontend 0 never acknowledged
+  expect(backend.replication.acknowledged().slice(1)).toEqual([applied[1], applied[1]]); // frontend 0 never acknowledged
   for (const bad of [0, 4, 1.5]) {
-    expect(() => backend.setInternalReplication(bad)).toThrow(`internal replication must be between 1 and the number of frontends (3), got ${bad}`);
+    expect(() => backend.replication.setFactor(bad)).toThrow(`internal replication must be between 1 and the number of frontends (3), got ${bad}`);
   }
-  expect(backend.internalReplication).toBe(3);
+  expect(backend.replication.factor).toBe(3);
   await backend.close();
 });

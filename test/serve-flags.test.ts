@@ -4,7 +4,7 @@
  * seconds, as in etcd. The auto-compaction flags and durations read as
  * etcd reads them. ETCD_* environment variables, as etcd 3.4 reads them.
  */
-import { parseServeFlags, withEnvironmentFlags } from "../src/cli";
+import { parseServeFlags, withEnvironmentFlags } from "../src/serve-flags";
 import { MergekvServer } from "../src/server";
 import { MergekvError } from "../src/errors";
 

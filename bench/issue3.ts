@@ -43,10 +43,11 @@ import { runAuth, AuthRun } from "./auth-bench";
 import { runCatchUp, CatchUpRun } from "./catchup-bench";
 import { runBulkDelete, BulkDeleteRun } from "./bulk-delete-bench";
 import { runTxn, TxnRun, TxnSizeFigures } from "./txn-bench";
+import { runFloor, FloorRun, FloorTarget } from "./floor-bench";
 import { REPLICATION_LOOPS, ReplicationRun, runReplication } from "./replication-bench";
 
-export type Issue3Phase = "watch" | "lease" | "auth" | "catchup" | "bulkdelete" | "txn" | "replication";
-const ISSUE3_PHASES: Issue3Phase[] = ["watch", "lease", "auth", "catchup", "bulkdelete", "txn", "replication"];
+export type Issue3Phase = "watch" | "floor" | "lease" | "auth" | "catchup" | "bulkdelete" | "txn" | "replication";
+const ISSUE3_PHASES: Issue3Phase[] = ["watch", "floor", "lease", "auth", "catchup", "bulkdelete", "txn", "replication"];
 const RESULTS_PATH = path.join(__dirname, "..", "..", "bench", "results", "issue3-latest.json");
 
 /**
@@ -73,6 +74,7 @@ export interface Issue3Results {
   loadAverage: { start: number[]; end: number[]; cores: number; note: string };
   settings: Record<string, unknown>;
   watch?: WatchRun[];
+  floor?: FloorRun[];
   lease?: LeaseRun[];
   auth?: AuthRun[];
   catchup?: CatchUpRun[];
@@ -140,7 +142,8 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
   };
   try {
     for (const phase of ISSUE3_PHASES.filter((p) => phases.includes(p))) {
-      if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), (r) => `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)} stolen ${fmt(r.stolenCores, 2)}`, (r) => r.stolenCores);
+      if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), watchLine, (r) => r.stolenCores);
+      if (phase === "floor") results.floor = await runFloor(cfg, warmCfg, knobs, cleanup, etcd, mergekv, (f) => log(`floor round ${f.round}/${knobs.rounds} ${f.target.padEnd(9)} ${watchLine(f.run)}`));
       if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`, (r) => r.stolenCores);
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
       if (phase === "bulkdelete") results.bulkdelete = await both("bulkdelete", 1, (s) => runBulkDelete(knobs, s), (r) => `deleted ${r.deleted} keys in ${fmt(r.deleteMs, 1)} ms; probes' put p99 before ${fmt(r.probeBeforeP99Ms, 1)} ms, during: p99 ${fmt(r.probeDuringP99Ms, 1)} max ${fmt(r.probeDuringMaxMs, 1)} ms (${r.probePutsDuring} puts)`);
@@ -171,6 +174,10 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
   await fs.mkdir(path.dirname(out), { recursive: true });
   await fs.writeFile(out, `${JSON.stringify(results, (_, v) => (v instanceof Float64Array ? undefined : v), 2)}\n`);
   log(`issue 3 results written to ${out}`);
+}
+
+function watchLine(r: WatchRun): string {
+  return `${fmt(r.eventsPerSec)} events/s (${fmt(r.putsPerSec)} puts/s x ${r.watchers})  ack->event p50 ${fmt(r.p50Ms, 2)} p99 ${fmt(r.p99Ms, 2)} ms  missing ${r.missingEvents}  cores: server ${fmt(r.serverCores, 2)} loadgen ${fmt(r.loadgenCores, 2)} others ${fmt(r.otherCores, 2)} stolen ${fmt(r.stolenCores, 2)}`;
 }
 
 function loopLine(r: LoopFigures): string {
@@ -256,6 +263,17 @@ function print(r: Issue3Results): void {
     const row = (name: string, f: (x: LoopFigures) => number, d = 0) => [`${label} ${name}`, fmt(e && f(e), d), fmt(m && f(m), d), ratio(m && f(m), e && f(e))];
     return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2), row("server CPU µs/op", (x) => x.serverUsPerOp), row("loadgen CPU µs/op", (x) => x.loadgenUsPerOp), row("server CPU / loadgen CPU, per op", (x) => x.serverUsPerOp / x.loadgenUsPerOp, 2)];
   };
+  if (r.floor) {
+    const median = (t: FloorTarget) => pick(r.floor!.filter((f) => f.target === t).map((f) => f.run), r.floor!.find((f) => f.target === t)!.run.system, watchScore);
+    const targets = [...new Set(r.floor.map((f) => f.target))];
+    const etcdRun = median("etcd");
+    out.push(`\nWatch fan-out floor (the watch workload against bench/floor-server.ts, which does only the steps mergekv's design puts on every put, each stage adding one; median of ${r.settings.rounds} rounds):\n` +
+      `events/s by round: ${targets.map((t) => `${t} ${r.floor!.filter((f) => f.target === t).map((f) => fmt(f.run.eventsPerSec)).join(", ")}`).join("; ")}\n` +
+      table(["server", "events/s", "/etcd", "puts/s", "put p50 ms", "ack->event p99 ms", "server cores", "loadgen cores", "server us/put"], targets.map((t) => {
+        const m = median(t)!;
+        return [t, fmt(m.eventsPerSec), ratio(m.eventsPerSec, etcdRun?.eventsPerSec), fmt(m.putsPerSec), fmt(m.putP50Ms, 2), fmt(m.p99Ms, 2), fmt(m.serverCores, 2), fmt(m.loadgenCores, 2), fmt(m.serverUsPerPut)];
+      })));
+  }
   if (r.lease) {
     const e = pick(r.lease, "etcd", leaseScore);
     const m = pick(r.lease, "mergekv", leaseScore);

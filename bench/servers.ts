@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { Cleanup, Started, freePort, startProcess, stopChild, STOP_TIMEOUT_MS } from "./processes";
 import { SERVER_NODE_FLAGS } from "../src/node-flags";
 
-export type SystemName = "etcd" | "mergekv" | "noop";
+export type SystemName = "etcd" | "mergekv" | "noop" | "floor";
 
 export interface ServerHandle {
   system: SystemName;
@@ -21,6 +21,7 @@ export interface ServerHandle {
 const REPO = path.join(__dirname, "..", "..");
 export const MERGEKV_CLI = path.join(REPO, "bin", "mergekv.js");
 const NOOP_SERVER = path.join(__dirname, "noop-server.js");
+const FLOOR_SERVER = path.join(__dirname, "floor-server.js");
 /** A cold start of a big data dir may take long; past this the run fails rather than hangs. */
 const START_TIMEOUT_MS = 300_000;
 
@@ -71,6 +72,14 @@ export async function startNoop(cleanup: Cleanup): Promise<ServerHandle> {
   const port = await freePort();
   const proc = await startProcess(cleanup, process.execPath, [NOOP_SERVER, String(port)], /serving client requests on/, 30_000);
   return handle("noop", `127.0.0.1:${port}`, "", proc);
+}
+
+/** bench/floor-server.ts at `stage`, with the server's node flags, in a temporary directory of its own. */
+export async function startFloor(cleanup: Cleanup, stage: string): Promise<ServerHandle> {
+  const dir = await cleanup.tempDir(`bench-floor-${stage}-`);
+  const port = await freePort();
+  const proc = await startProcess(cleanup, process.execPath, [...SERVER_NODE_FLAGS, FLOOR_SERVER, String(port), stage, dir], /serving client requests on/, 30_000);
+  return handle("floor", `127.0.0.1:${port}`, dir, proc);
 }
 
 /** mergekv's own startup figures, parsed from its log. */

@@ -1,0 +1,253 @@
+/**
+ * The watch fan-out's floor: a server that does only the steps mergekv's
+ * design makes every put take, and nothing else, so that the `floor` phase
+ * can tell what the issue-3 watch target asks of this machine from what
+ * mergekv's own code costs. It serves etcd's KV Put and Watch (creates on a
+ * key range, events with their kv) on node:http2, as mergekv does, and a put
+ * goes through the stages up to the one named, each adding a step:
+ *
+ *   answer     answered at once (the HTTP/2 round trip and the fan-out alone)
+ *   worker     + a round trip to a worker thread (the frontend's hop)
+ *   automerge  + the worker writes the value into an Automerge document
+ *                under its actor and ships the change (the frontend's write)
+ *   durable    + the change written to Level with sync before the answer
+ *                (persistence: the whole mandated path)
+ *
+ * After the answer, the put's event goes to every watch on the next tick,
+ * each stream's responses in one write (one WatchResponse per watch, as
+ * etcd and mergekv send). No revision bookkeeping, MVCC, validation, group
+ * commit or flow control: a floor, not a server. Run as its own process:
+ *   node dist/bench/floor-server.js PORT STAGE DATA_DIR
+ */
+import * as http2 from "node:http2";
+import * as path from "node:path";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { ClassicLevel } from "classic-level";
+import { frame } from "./h2";
+
+export const FLOOR_STAGES = ["answer", "worker", "automerge", "durable"] as const;
+export type FloorStage = (typeof FLOOR_STAGES)[number];
+
+// --- protobuf, by hand: the few messages served ---
+
+class Writer {
+  private readonly bytes: number[] = [];
+  varint(field: number, n: number): this {
+    if (n === 0) return this; // proto3 leaves zero out
+    this.tag(field, 0).raw(n);
+    return this;
+  }
+  bytesField(field: number, b: Uint8Array): this {
+    this.tag(field, 2).raw(b.length);
+    for (const x of b) this.bytes.push(x);
+    return this;
+  }
+  done(): Buffer {
+    return Buffer.from(this.bytes);
+  }
+  private tag(field: number, wire: number): this {
+    return this.raw(field * 8 + wire);
+  }
+  private raw(n: number): this {
+    while (n >= 0x80) {
+      this.bytes.push((n % 0x80) | 0x80);
+      n = Math.floor(n / 0x80);
+    }
+    this.bytes.push(n);
+    return this;
+  }
+}
+
+/** The length-delimited fields of one message, by number (the last of each). */
+function fields(b: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let pos = 0;
+  const varint = () => {
+    let r = 0;
+    let mul = 1;
+    let byte: number;
+    do {
+      byte = b[pos++];
+      r += (byte & 0x7f) * mul;
+      mul *= 128;
+    } while (byte & 0x80);
+    return r;
+  };
+  while (pos < b.length) {
+    const tag = varint();
+    const wire = tag & 7;
+    if (wire === 2) {
+      const len = varint();
+      out.set(tag >>> 3, b.subarray(pos, pos + len));
+      pos += len;
+    } else if (wire === 0) varint();
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+  }
+  return out;
+}
+
+const header = (revision: number) => new Writer().varint(1, 1).varint(2, 1).varint(3, revision).varint(4, 1).done();
+
+// --- the worker: the frontend's hop and, from `automerge` on, its write ---
+
+function workerMain(): void {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { A } = require("../src/backend/automerge") as typeof import("../src/backend/automerge");
+  const ROOT = "_root";
+  const doc = A.getBackend(A.init()).clone("aa".repeat(16));
+  const port = parentPort!;
+  port.on("message", (m: { id: number; key: Uint8Array; value: Uint8Array; write: boolean }) => {
+    if (!m.write) return port.postMessage({ id: m.id, change: null });
+    doc.put(ROOT, Buffer.from(m.key).toString("latin1"), m.value);
+    doc.commit();
+    port.postMessage({ id: m.id, change: doc.getLastLocalChange() });
+  });
+}
+
+// --- the server ---
+
+interface Watch {
+  id: number;
+  key: Buffer;
+  rangeEnd: Buffer;
+}
+
+interface WatchStream {
+  stream: http2.ServerHttp2Stream;
+  watches: Watch[];
+  nextId: number;
+}
+
+function inRange(w: Watch, key: Buffer): boolean {
+  if (w.rangeEnd.length === 0) return key.equals(w.key);
+  return Buffer.compare(key, w.key) >= 0 && (w.rangeEnd.equals(Buffer.from([0])) || Buffer.compare(key, w.rangeEnd) < 0);
+}
+
+/** gRPC frames of a stream's body as they arrive. */
+function onFrames(stream: http2.ServerHttp2Stream, each: (message: Buffer) => void): void {
+  let buf: Buffer = Buffer.alloc(0);
+  stream.on("data", (c: Buffer) => {
+    buf = buf.length ? Buffer.concat([buf, c]) : c;
+    let off = 0;
+    while (buf.length - off >= 5) {
+      const len = buf.readUInt32BE(off + 1);
+      if (buf.length - off - 5 < len) break;
+      each(buf.subarray(off + 5, off + 5 + len));
+      off += 5 + len;
+    }
+    buf = buf.subarray(off);
+  });
+}
+
+async function main(): Promise<void> {
+  const [portArg, stageArg, dataDir] = process.argv.slice(2);
+  const port = Number(portArg);
+  const stage = stageArg as FloorStage;
+  if (!Number.isInteger(port) || port <= 0 || port > 65535 || !FLOOR_STAGES.includes(stage) || !dataDir) {
+    throw new Error(`usage: floor-server PORT ${FLOOR_STAGES.join("|")} DATA_DIR (got ${process.argv.slice(2).join(" ")})`);
+  }
+  const level = FLOOR_STAGES.indexOf(stage);
+  const db = level >= 3 ? new ClassicLevel<Buffer, Uint8Array>(path.join(dataDir, "floor"), { keyEncoding: "buffer", valueEncoding: "view" }) : null;
+  await db?.open();
+  const worker = level >= 1 ? new Worker(__filename, { workerData: { floorWorker: true } }) : null;
+  const waiting = new Map<number, (change: Uint8Array | null) => void>();
+  worker?.on("message", (m: { id: number; change: Uint8Array | null }) => {
+    const done = waiting.get(m.id)!;
+    waiting.delete(m.id);
+    done(m.change);
+  });
+  const viaWorker = (id: number, key: Buffer, value: Buffer) => new Promise<Uint8Array | null>((resolve) => {
+    waiting.set(id, resolve);
+    worker!.postMessage({ id, key, value, write: level >= 2 });
+  });
+
+  let revision = 1;
+  const versions = new Map<string, { created: number; version: number }>();
+  const watchStreams = new Set<WatchStream>();
+
+  const fanOut = (key: Buffer, value: Buffer, rev: number) => {
+    const k = key.toString("latin1");
+    let v = versions.get(k);
+    if (!v) versions.set(k, (v = { created: rev, version: 0 }));
+    v.version++;
+    const kv = new Writer().bytesField(1, key).varint(2, v.created).varint(3, rev).varint(4, v.version).bytesField(5, value).done();
+    const event = new Writer().bytesField(2, kv).done();
+    const head = header(rev);
+    for (const ws of watchStreams) {
+      const out: Buffer[] = [];
+      for (const w of ws.watches) {
+        if (inRange(w, key)) out.push(frame(new Writer().bytesField(1, head).varint(2, w.id).bytesField(11, event).done()));
+      }
+      if (out.length) ws.stream.write(Buffer.concat(out));
+    }
+  };
+
+  const put = async (body: Buffer): Promise<Buffer> => {
+    const f = fields(body);
+    const key = f.get(1) ?? Buffer.alloc(0);
+    const value = f.get(2) ?? Buffer.alloc(0);
+    const rev = ++revision;
+    if (worker) {
+      const change = await viaWorker(rev, key, value);
+      if (db && change) {
+        const k = Buffer.alloc(8);
+        k.writeUInt32BE(Math.floor(rev / 2 ** 32), 0);
+        k.writeUInt32BE(rev >>> 0, 4);
+        await db.batch([{ type: "put", key: k, value: change }], { sync: true });
+      }
+    }
+    process.nextTick(fanOut, key, value, rev);
+    return frame(new Writer().bytesField(1, header(rev)).done());
+  };
+
+  const server = http2.createServer();
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    stream.on("error", () => undefined);
+    const route = String(headers[":path"]);
+    if (route === "/etcdserverpb.KV/Put") {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        void put(Buffer.concat(chunks).subarray(5)).then((body) => {
+          if (stream.destroyed) return;
+          stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+          stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+          stream.end(body);
+        });
+      });
+    } else if (route === "/etcdserverpb.Watch/Watch") {
+      const ws: WatchStream = { stream, watches: [], nextId: 0 };
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      watchStreams.add(ws);
+      stream.on("close", () => watchStreams.delete(ws));
+      onFrames(stream, (message) => {
+        const create = fields(message).get(1);
+        if (!create) return; // cancel and progress requests: not part of the floor
+        const f = fields(create);
+        const w: Watch = { id: ws.nextId++, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0) };
+        ws.watches.push(w);
+        stream.write(frame(new Writer().bytesField(1, header(revision)).varint(2, w.id).varint(3, 1).done()));
+      });
+    } else {
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12", "grpc-message": "unimplemented" }, { endStream: true });
+    }
+  });
+  server.listen(port, "127.0.0.1", () => process.stderr.write(`serving client requests on 127.0.0.1:${port} (floor: ${stage})\n`));
+  const stop = () => {
+    void worker?.terminate();
+    void (db?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+if (isMainThread && require.main === module) {
+  main().catch((e) => {
+    process.stderr.write(`floor-server: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+} else if (!isMainThread && (workerData as { floorWorker?: boolean } | null)?.floorWorker) {
+  workerMain();
+}

@@ -13,10 +13,12 @@
  *   durable    + the change written to Level with sync before the answer
  *                (persistence: the whole mandated path)
  *
- * After the answer, the put's event goes to every watch on the next tick,
- * each stream's responses in one write (one WatchResponse per watch, as
- * etcd and mergekv send). No revision bookkeeping, MVCC, validation, group
- * commit or flow control: a floor, not a server. Run as its own process:
+ * After the answer, the put's event goes to every watch through mergekv's
+ * own `ResponseBatch` (one WatchResponse per watch, as etcd and mergekv
+ * send; each stream's responses in one write, at most TURN_FLUSH_BYTES a
+ * turn): the fan-out is mergekv's, the rest is the least a put must do. No
+ * revision bookkeeping, MVCC, validation, group commit or flow control: a
+ * floor, not a server. Run as its own process:
  *   node dist/bench/floor-server.js PORT STAGE DATA_DIR
  */
 import * as http2 from "node:http2";
@@ -24,6 +26,8 @@ import * as path from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { ClassicLevel } from "classic-level";
 import { frame } from "./h2";
+import { ResponseBatch } from "../src/api/response-batch";
+import type { ServerCall } from "../src/api/grpc-call";
 
 export const FLOOR_STAGES = ["answer", "worker", "automerge", "durable"] as const;
 export type FloorStage = (typeof FLOOR_STAGES)[number];
@@ -112,12 +116,19 @@ interface Watch {
   id: number;
   key: Buffer;
   rangeEnd: Buffer;
+  /** Its watch_id field, encoded. */
+  head: Buffer;
 }
 
 interface WatchStream {
-  stream: http2.ServerHttp2Stream;
+  batch: ResponseBatch;
   watches: Watch[];
   nextId: number;
+}
+
+/** What ResponseBatch needs of a call: its frames written to the stream. */
+function callOf(stream: http2.ServerHttp2Stream): ServerCall {
+  return { writeFrames: (frames: Buffer, done: () => void) => (stream.destroyed ? done() : stream.write(frames, done)) } as unknown as ServerCall;
 }
 
 function inRange(w: Watch, key: Buffer): boolean {
@@ -174,13 +185,19 @@ async function main(): Promise<void> {
     v.version++;
     const kv = new Writer().bytesField(1, key).varint(2, v.created).varint(3, rev).varint(4, v.version).bytesField(5, value).done();
     const event = new Writer().bytesField(2, kv).done();
-    const head = header(rev);
+    const body = Buffer.concat([new Writer().bytesField(1, header(rev)).done(), new Writer().bytesField(11, event).done()]);
     for (const ws of watchStreams) {
-      const out: Buffer[] = [];
+      // Heads of one length go as one run (the ids of a stream's first 128 watches are one byte).
+      let run: Buffer[] = [];
       for (const w of ws.watches) {
-        if (inRange(w, key)) out.push(frame(new Writer().bytesField(1, head).varint(2, w.id).bytesField(11, event).done()));
+        if (!inRange(w, key)) continue;
+        if (run.length > 0 && run[0].length !== w.head.length) {
+          ws.batch.sendRun(run, body);
+          run = [];
+        }
+        run.push(w.head);
       }
-      if (out.length) ws.stream.write(Buffer.concat(out));
+      if (run.length > 0) ws.batch.sendRun(run, body);
     }
   };
 
@@ -218,7 +235,7 @@ async function main(): Promise<void> {
         });
       });
     } else if (route === "/etcdserverpb.Watch/Watch") {
-      const ws: WatchStream = { stream, watches: [], nextId: 0 };
+      const ws: WatchStream = { batch: new ResponseBatch(callOf(stream), Infinity, () => undefined), watches: [], nextId: 0 };
       stream.respond({ ":status": 200, "content-type": "application/grpc" });
       watchStreams.add(ws);
       stream.on("close", () => watchStreams.delete(ws));
@@ -226,7 +243,8 @@ async function main(): Promise<void> {
         const create = fields(message).get(1);
         if (!create) return; // cancel and progress requests: not part of the floor
         const f = fields(create);
-        const w: Watch = { id: ws.nextId++, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0) };
+        const id = ws.nextId++;
+        const w: Watch = { id, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0), head: new Writer().varint(2, id).done() };
         ws.watches.push(w);
         stream.write(frame(new Writer().bytesField(1, header(revision)).varint(2, w.id).varint(3, 1).done()));
       });

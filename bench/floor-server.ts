@@ -1,17 +1,25 @@
 /**
- * The watch fan-out's floor: a server that does only the steps mergekv's
- * design makes every put take, and nothing else, so that the `floor` phase
- * can tell what the issue-3 watch target asks of this machine from what
- * mergekv's own code costs. It serves etcd's KV Put and Watch (creates on a
- * key range, events with their kv) on node:http2, as mergekv does, and a put
- * goes through the stages up to the one named, each adding a step:
+ * The issue-3 targets' floor: a server that does only the steps mergekv's
+ * design makes every write take, and nothing else, so that the `floor`
+ * phase can tell what the watch and lease targets ask of this machine from
+ * what mergekv's own code costs. It serves etcd's KV Put, Watch (creates on
+ * a key range, events with their kv), LeaseGrant and LeaseRevoke on
+ * node:http2, as mergekv does, and a write goes through the stages up to
+ * the one named, each adding a step:
  *
  *   answer     answered at once (the HTTP/2 round trip and the fan-out alone)
- *   worker     + a round trip to a worker thread (the frontend's hop)
- *   automerge  + the worker writes the value into an Automerge document
- *                under its actor and ships the change (the frontend's write)
+ *   worker     + a round trip to a worker thread (the frontend's hop); one
+ *                worker per vCPU, as mergekv has frontends, a key's writes
+ *                on the worker its hash names (a revoke: its first key's)
+ *   automerge  + the worker writes the value (a revoke: deletes the lease's
+ *                keys) in an Automerge document under its actor and ships
+ *                the change (the frontend's write)
  *   durable    + the change written to Level with sync before the answer
- *                (persistence: the whole mandated path)
+ *                (persistence: the whole mandated path), group committed
+ *                (writes that come while a synced batch is in flight go in
+ *                the next, as mergekv's backend does); a grant is a synced
+ *                Level write of its record at this stage, and no
+ *                frontend's business at any (as in mergekv)
  *
  * After the answer, the put's event goes to every watch through mergekv's
  * own `ResponseBatch` (one WatchResponse per watch, as etcd and mergekv
@@ -22,6 +30,7 @@
  *   node dist/bench/floor-server.js PORT STAGE DATA_DIR
  */
 import * as http2 from "node:http2";
+import * as os from "node:os";
 import * as path from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { ClassicLevel } from "classic-level";
@@ -62,9 +71,14 @@ class Writer {
   }
 }
 
-/** The length-delimited fields of one message, by number (the last of each). */
-function fields(b: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
+interface Fields {
+  bytes: Map<number, Buffer>;
+  ints: Map<number, number>;
+}
+
+/** The fields of one message, by number (the last of each); varints as numbers (below 2^53). */
+function fields(b: Buffer): Fields {
+  const out: Fields = { bytes: new Map(), ints: new Map() };
   let pos = 0;
   const varint = () => {
     let r = 0;
@@ -82,9 +96,9 @@ function fields(b: Buffer): Map<number, Buffer> {
     const wire = tag & 7;
     if (wire === 2) {
       const len = varint();
-      out.set(tag >>> 3, b.subarray(pos, pos + len));
+      out.bytes.set(tag >>> 3, b.subarray(pos, pos + len));
       pos += len;
-    } else if (wire === 0) varint();
+    } else if (wire === 0) out.ints.set(tag >>> 3, varint());
     else if (wire === 1) pos += 8;
     else if (wire === 5) pos += 4;
     else throw new Error(`unsupported wire type ${wire}`);
@@ -94,17 +108,29 @@ function fields(b: Buffer): Map<number, Buffer> {
 
 const header = (revision: number) => new Writer().varint(1, 1).varint(2, 1).varint(3, revision).varint(4, 1).done();
 
+/** A write for the worker: values put, null deleted; `write` false: the hop alone. */
+interface WorkerRequest {
+  id: number;
+  ops: { key: Uint8Array; value: Uint8Array | null }[];
+  write: boolean;
+}
+
 // --- the worker: the frontend's hop and, from `automerge` on, its write ---
 
 function workerMain(): void {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { A } = require("../src/backend/automerge") as typeof import("../src/backend/automerge");
   const ROOT = "_root";
-  const doc = A.getBackend(A.init()).clone("aa".repeat(16));
+  const actor = ((workerData as { actor: number }).actor + 1).toString(16).padStart(32, "0");
+  const doc = A.getBackend(A.init()).clone(actor);
   const port = parentPort!;
-  port.on("message", (m: { id: number; key: Uint8Array; value: Uint8Array; write: boolean }) => {
-    if (!m.write) return port.postMessage({ id: m.id, change: null });
-    doc.put(ROOT, Buffer.from(m.key).toString("latin1"), m.value);
+  port.on("message", (m: WorkerRequest) => {
+    if (!m.write || m.ops.length === 0) return port.postMessage({ id: m.id, change: null });
+    for (const op of m.ops) {
+      const key = Buffer.from(op.key).toString("latin1");
+      if (op.value) doc.put(ROOT, key, op.value);
+      else doc.delete(ROOT, key);
+    }
     doc.commit();
     port.postMessage({ id: m.id, change: doc.getLastLocalChange() });
   });
@@ -162,17 +188,57 @@ async function main(): Promise<void> {
   const level = FLOOR_STAGES.indexOf(stage);
   const db = level >= 3 ? new ClassicLevel<Buffer, Uint8Array>(path.join(dataDir, "floor"), { keyEncoding: "buffer", valueEncoding: "view" }) : null;
   await db?.open();
-  const worker = level >= 1 ? new Worker(__filename, { workerData: { floorWorker: true } }) : null;
+  const workers = level >= 1 ? Array.from({ length: Math.max(1, os.availableParallelism()) }, (_, actor) => new Worker(__filename, { workerData: { floorWorker: true, actor } })) : [];
   const waiting = new Map<number, (change: Uint8Array | null) => void>();
-  worker?.on("message", (m: { id: number; change: Uint8Array | null }) => {
-    const done = waiting.get(m.id)!;
-    waiting.delete(m.id);
-    done(m.change);
-  });
-  const viaWorker = (id: number, key: Buffer, value: Buffer) => new Promise<Uint8Array | null>((resolve) => {
+  for (const w of workers) {
+    w.on("message", (m: { id: number; change: Uint8Array | null }) => {
+      const done = waiting.get(m.id)!;
+      waiting.delete(m.id);
+      done(m.change);
+    });
+  }
+  const viaWorker = (id: number, ops: WorkerRequest["ops"]) => new Promise<Uint8Array | null>((resolve) => {
     waiting.set(id, resolve);
-    worker!.postMessage({ id, key, value, write: level >= 2 });
+    const key = ops.length > 0 ? ops[0].key : Buffer.alloc(0);
+    let hash = 0;
+    for (const b of key) hash = (hash * 31 + b) >>> 0;
+    workers[hash % workers.length].postMessage({ id, ops, write: level >= 2 } satisfies WorkerRequest);
   });
+
+  type StoredRecord = { key: Buffer; value: Uint8Array | null };
+  /** Group commit: records that come while a synced batch is in flight go in the next. */
+  let queued: { records: StoredRecord[]; done: (e?: Error) => void }[] = [];
+  let committing = false;
+  const commit = () => {
+    const batch = queued;
+    queued = [];
+    committing = true;
+    const ops = batch.flatMap((q) => q.records.map((o) => (o.value ? { type: "put" as const, key: o.key, value: o.value } : { type: "del" as const, key: o.key })));
+    db!.batch(ops, { sync: true }).then(() => batch.forEach((q) => q.done()), (e: Error) => batch.forEach((q) => q.done(e))).finally(() => {
+      committing = false;
+      if (queued.length > 0) commit();
+    });
+  };
+  const durable = (records: StoredRecord[]) => new Promise<void>((resolve, reject) => {
+    if (!db) return resolve();
+    queued.push({ records, done: (e) => (e ? reject(e) : resolve()) });
+    if (!committing) commit();
+  });
+  /** A write through the stages: the worker's change stored under its revision. */
+  const write = async (rev: number, ops: WorkerRequest["ops"], more: StoredRecord[] = []) => {
+    const change = workers.length > 0 ? await viaWorker(rev, ops) : null;
+    const records = [...more];
+    if (change) {
+      const k = Buffer.alloc(9);
+      k[0] = 0x63; // "c": a change record
+      k.writeUInt32BE(Math.floor(rev / 2 ** 32), 1);
+      k.writeUInt32BE(rev >>> 0, 5);
+      records.push({ key: k, value: change });
+    }
+    if (records.length > 0) await durable(records);
+  };
+  const leaseRecord = (id: number) => Buffer.from(`L|${id}`);
+  const leases = new Map<number, Set<string>>();
 
   let revision = 1;
   const versions = new Map<string, { created: number; version: number }>();
@@ -203,31 +269,50 @@ async function main(): Promise<void> {
 
   const put = async (body: Buffer): Promise<Buffer> => {
     const f = fields(body);
-    const key = f.get(1) ?? Buffer.alloc(0);
-    const value = f.get(2) ?? Buffer.alloc(0);
+    const key = f.bytes.get(1) ?? Buffer.alloc(0);
+    const value = f.bytes.get(2) ?? Buffer.alloc(0);
+    const lease = f.ints.get(3) ?? 0;
     const rev = ++revision;
-    if (worker) {
-      const change = await viaWorker(rev, key, value);
-      if (db && change) {
-        const k = Buffer.alloc(8);
-        k.writeUInt32BE(Math.floor(rev / 2 ** 32), 0);
-        k.writeUInt32BE(rev >>> 0, 4);
-        await db.batch([{ type: "put", key: k, value: change }], { sync: true });
-      }
-    }
+    if (lease !== 0) leases.get(lease)?.add(key.toString("latin1"));
+    await write(rev, [{ key, value }]);
     process.nextTick(fanOut, key, value, rev);
     return frame(new Writer().bytesField(1, header(rev)).done());
+  };
+
+  const grant = async (body: Buffer): Promise<Buffer> => {
+    const f = fields(body);
+    const ttl = Math.max(2, f.ints.get(1) ?? 0);
+    const id = f.ints.get(2) || 1 + Math.floor(Math.random() * 2 ** 47);
+    await durable([{ key: leaseRecord(id), value: Buffer.from(String(ttl)) }]);
+    leases.set(id, new Set());
+    return frame(new Writer().bytesField(1, header(revision)).varint(2, id).varint(3, ttl).done());
+  };
+
+  const revoke = async (body: Buffer): Promise<Buffer> => {
+    const id = fields(body).ints.get(1) ?? 0;
+    const keys = leases.get(id) ?? new Set<string>();
+    leases.delete(id);
+    const rev = ++revision;
+    await write(rev, [...keys].map((k) => ({ key: Buffer.from(k, "latin1"), value: null })), [{ key: leaseRecord(id), value: null }]);
+    return frame(new Writer().bytesField(1, header(rev)).done());
+  };
+
+  const unary: Record<string, (body: Buffer) => Promise<Buffer>> = {
+    "/etcdserverpb.KV/Put": put,
+    "/etcdserverpb.Lease/LeaseGrant": grant,
+    "/etcdserverpb.Lease/LeaseRevoke": revoke,
   };
 
   const server = http2.createServer();
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     stream.on("error", () => undefined);
     const route = String(headers[":path"]);
-    if (route === "/etcdserverpb.KV/Put") {
+    const call = unary[route];
+    if (call) {
       const chunks: Buffer[] = [];
       stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("end", () => {
-        void put(Buffer.concat(chunks).subarray(5)).then((body) => {
+        void call(Buffer.concat(chunks).subarray(5)).then((body) => {
           if (stream.destroyed) return;
           stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
           stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
@@ -240,9 +325,9 @@ async function main(): Promise<void> {
       watchStreams.add(ws);
       stream.on("close", () => watchStreams.delete(ws));
       onFrames(stream, (message) => {
-        const create = fields(message).get(1);
+        const create = fields(message).bytes.get(1);
         if (!create) return; // cancel and progress requests: not part of the floor
-        const f = fields(create);
+        const f = fields(create).bytes;
         const id = ws.nextId++;
         const w: Watch = { id, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0), head: new Writer().varint(2, id).done() };
         ws.watches.push(w);
@@ -254,7 +339,7 @@ async function main(): Promise<void> {
   });
   server.listen(port, "127.0.0.1", () => process.stderr.write(`serving client requests on 127.0.0.1:${port} (floor: ${stage})\n`));
   const stop = () => {
-    void worker?.terminate();
+    for (const w of workers) void w.terminate();
     void (db?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   };
   process.on("SIGTERM", stop);

@@ -143,7 +143,7 @@ export async function runIssue3(cfg: BenchConfig, cleanup: Cleanup, phases: Issu
   try {
     for (const phase of ISSUE3_PHASES.filter((p) => phases.includes(p))) {
       if (phase === "watch") results.watch = await both("watch", knobs.rounds, (s, c) => runWatch(c, knobs, s), watchLine, (r) => r.stolenCores);
-      if (phase === "floor") results.floor = await runFloor(cfg, warmCfg, knobs, cleanup, etcd, mergekv, (f) => log(`floor round ${f.round}/${knobs.rounds} ${f.target.padEnd(9)} ${watchLine(f.run)}`));
+      if (phase === "floor") results.floor = await runFloor(cfg, warmCfg, knobs, cleanup, etcd, mergekv, (f) => log(`floor ${f.workload} round ${f.round}/${knobs.rounds} ${f.target.padEnd(9)} ${f.workload === "watch" ? watchLine(f.run) : loopLine(f.run)}`));
       if (phase === "lease") results.lease = await both("lease", knobs.rounds, (s, c) => runLease(c, knobs, s), (r) => `${loopLine(r)}`, (r) => r.stolenCores);
       if (phase === "auth") results.auth = await both("auth", 1, (s) => runAuth(cfg, knobs, s), (r) => `no auth: ${loopLine(r.noAuth)}\n        auth:    ${loopLine(r.auth)}\n        no auth after: ${loopLine(r.noAuthAfter)}`);
       if (phase === "bulkdelete") results.bulkdelete = await both("bulkdelete", 1, (s) => runBulkDelete(knobs, s), (r) => `deleted ${r.deleted} keys in ${fmt(r.deleteMs, 1)} ms; probes' put p99 before ${fmt(r.probeBeforeP99Ms, 1)} ms, during: p99 ${fmt(r.probeDuringP99Ms, 1)} max ${fmt(r.probeDuringMaxMs, 1)} ms (${r.probePutsDuring} puts)`);
@@ -264,15 +264,28 @@ function print(r: Issue3Results): void {
     return [row("ops/s", (x) => x.opsPerSec), row("p50 ms", (x) => x.p50Ms, 2), row("p99 ms", (x) => x.p99Ms, 2), row("errors", (x) => x.errors), row("server cores", (x) => x.serverCores, 2), row("loadgen cores", (x) => x.loadgenCores, 2), row("other procs cores", (x) => x.otherCores, 2), row("stolen cores (steal)", (x) => x.stolenCores, 2), row("server CPU µs/op", (x) => x.serverUsPerOp), row("loadgen CPU µs/op", (x) => x.loadgenUsPerOp), row("server CPU / loadgen CPU, per op", (x) => x.serverUsPerOp / x.loadgenUsPerOp, 2)];
   };
   if (r.floor) {
-    const median = (t: FloorTarget) => pick(r.floor!.filter((f) => f.target === t).map((f) => f.run), r.floor!.find((f) => f.target === t)!.run.system, watchScore);
     const targets = [...new Set(r.floor.map((f) => f.target))];
-    const etcdRun = median("etcd");
-    out.push(`\nWatch fan-out floor (the watch workload against bench/floor-server.ts, which does only the steps mergekv's design puts on every put, each stage adding one; median of ${r.settings.rounds} rounds):\n` +
-      `events/s by round: ${targets.map((t) => `${t} ${r.floor!.filter((f) => f.target === t).map((f) => fmt(f.run.eventsPerSec)).join(", ")}`).join("; ")}\n` +
-      table(["server", "events/s", "/etcd", "puts/s", "put p50 ms", "ack->event p99 ms", "server cores", "loadgen cores", "server us/put"], targets.map((t) => {
-        const m = median(t)!;
-        return [t, fmt(m.eventsPerSec), ratio(m.eventsPerSec, etcdRun?.eventsPerSec), fmt(m.putsPerSec), fmt(m.putP50Ms, 2), fmt(m.p99Ms, 2), fmt(m.serverCores, 2), fmt(m.loadgenCores, 2), fmt(m.serverUsPerPut)];
-      })));
+    const watchRuns = (t: FloorTarget) => r.floor!.flatMap((f) => (f.workload === "watch" && f.target === t ? [f.run] : []));
+    const leaseRuns = (t: FloorTarget) => r.floor!.flatMap((f) => (f.workload === "lease" && f.target === t ? [f.run] : []));
+    const intro = `bench/floor-server.ts does only the steps mergekv's design puts on every write, each stage adding one; median of ${String(r.settings.rounds)} rounds`;
+    if (r.floor.some((f) => f.workload === "watch")) {
+      const median = (t: FloorTarget) => { const runs = watchRuns(t); return runs.length ? pick(runs, runs[0].system, watchScore) : undefined; };
+      const etcdRun = median("etcd");
+      out.push(`\nWatch fan-out floor (${intro}):\nevents/s by round: ${targets.map((t) => `${t} ${watchRuns(t).map((x) => fmt(x.eventsPerSec)).join(", ")}`).join("; ")}\n` +
+        table(["server", "events/s", "/etcd", "puts/s", "put p50 ms", "ack->event p99 ms", "server cores", "loadgen cores", "server us/put"], targets.flatMap((t) => {
+          const m = median(t);
+          return m ? [[t, fmt(m.eventsPerSec), ratio(m.eventsPerSec, etcdRun?.eventsPerSec), fmt(m.putsPerSec), fmt(m.putP50Ms, 2), fmt(m.p99Ms, 2), fmt(m.serverCores, 2), fmt(m.loadgenCores, 2), fmt(m.serverUsPerPut)]] : [];
+        })));
+    }
+    if (r.floor.some((f) => f.workload === "lease")) {
+      const median = (t: FloorTarget) => { const runs = leaseRuns(t); return runs.length ? pick(runs, runs[0].system, leaseScore) : undefined; };
+      const etcdRun = median("etcd");
+      out.push(`\nLease churn floor (${intro}):\nops/s by round: ${targets.map((t) => `${t} ${leaseRuns(t).map((x) => fmt(x.opsPerSec)).join(", ")}`).join("; ")}\n` +
+        table(["server", "ops/s", "/etcd", "p50 ms", "p99 ms", "grant p50", "put p50", "revoke p50", "server cores", "server us/op"], targets.flatMap((t) => {
+          const m = median(t);
+          return m ? [[t, fmt(m.opsPerSec), ratio(m.opsPerSec, etcdRun?.opsPerSec), fmt(m.p50Ms, 2), fmt(m.p99Ms, 2), fmt(m.grantP50Ms, 2), fmt(m.putP50Ms, 2), fmt(m.revokeP50Ms, 2), fmt(m.serverCores, 2), fmt(m.serverUsPerOp)]] : [];
+        })));
+    }
   }
   if (r.lease) {
     const e = pick(r.lease, "etcd", leaseScore);

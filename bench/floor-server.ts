@@ -325,8 +325,16 @@ async function main(): Promise<void> {
       watchStreams.add(ws);
       stream.on("close", () => watchStreams.delete(ws));
       onFrames(stream, (message) => {
-        const create = fields(message).bytes.get(1);
-        if (!create) return; // cancel and progress requests: not part of the floor
+        const request = fields(message).bytes;
+        const cancel = request.get(2);
+        if (cancel) {
+          const id = fields(cancel).ints.get(1) ?? 0;
+          ws.watches = ws.watches.filter((w) => w.id !== id);
+          stream.write(frame(new Writer().bytesField(1, header(revision)).varint(2, id).varint(4, 1).done()));
+          return;
+        }
+        const create = request.get(1);
+        if (!create) return; // progress requests: not part of the floor
         const f = fields(create).bytes;
         const id = ws.nextId++;
         const w: Watch = { id, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0), head: new Writer().varint(2, id).done() };

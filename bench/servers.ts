@@ -21,7 +21,8 @@ export interface ServerHandle {
 const REPO = path.join(__dirname, "..", "..");
 export const MERGEKV_CLI = path.join(REPO, "bin", "mergekv.js");
 const NOOP_SERVER = path.join(__dirname, "noop-server.js");
-const FLOOR_SERVER = path.join(__dirname, "floor-server.js");
+/** The built floor server (from the tests, which run this file from source, too). */
+const FLOOR_SERVER = __filename.endsWith(".ts") ? path.join(__dirname, "..", "dist", "bench", "floor-server.js") : path.join(__dirname, "floor-server.js");
 /** A cold start of a big data dir may take long; past this the run fails rather than hangs. */
 const START_TIMEOUT_MS = 300_000;
 

@@ -34,7 +34,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { ClassicLevel } from "classic-level";
-import { frame } from "./h2";
+import { frame, messageSplitter } from "./h2";
+import { ProtoReader } from "./proto-reader";
 import { ResponseBatch } from "../src/api/response-batch";
 import type { ServerCall } from "../src/api/grpc-call";
 
@@ -79,29 +80,16 @@ interface Fields {
 /** The fields of one message, by number (the last of each); varints as numbers (below 2^53). */
 function fields(b: Buffer): Fields {
   const out: Fields = { bytes: new Map(), ints: new Map() };
-  let pos = 0;
-  const varint = () => {
-    let r = 0;
-    let mul = 1;
-    let byte: number;
-    do {
-      byte = b[pos++];
-      r += (byte & 0x7f) * mul;
-      mul *= 128;
-    } while (byte & 0x80);
-    return r;
-  };
-  while (pos < b.length) {
-    const tag = varint();
+  const r = new ProtoReader().at(b);
+  while (r.pos < b.length) {
+    const tag = r.varint();
     const wire = tag & 7;
     if (wire === 2) {
-      const len = varint();
-      out.bytes.set(tag >>> 3, b.subarray(pos, pos + len));
-      pos += len;
-    } else if (wire === 0) out.ints.set(tag >>> 3, varint());
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else throw new Error(`unsupported wire type ${wire}`);
+      const len = r.varint();
+      out.bytes.set(tag >>> 3, b.subarray(r.pos, r.pos + len));
+      r.pos += len;
+    } else if (wire === 0) out.ints.set(tag >>> 3, r.varint());
+    else r.skip(wire);
   }
   return out;
 }
@@ -160,22 +148,6 @@ function callOf(stream: http2.ServerHttp2Stream): ServerCall {
 function inRange(w: Watch, key: Buffer): boolean {
   if (w.rangeEnd.length === 0) return key.equals(w.key);
   return Buffer.compare(key, w.key) >= 0 && (w.rangeEnd.equals(Buffer.from([0])) || Buffer.compare(key, w.rangeEnd) < 0);
-}
-
-/** gRPC frames of a stream's body as they arrive. */
-function onFrames(stream: http2.ServerHttp2Stream, each: (message: Buffer) => void): void {
-  let buf: Buffer = Buffer.alloc(0);
-  stream.on("data", (c: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, c]) : c;
-    let off = 0;
-    while (buf.length - off >= 5) {
-      const len = buf.readUInt32BE(off + 1);
-      if (buf.length - off - 5 < len) break;
-      each(buf.subarray(off + 5, off + 5 + len));
-      off += 5 + len;
-    }
-    buf = buf.subarray(off);
-  });
 }
 
 async function main(): Promise<void> {
@@ -324,8 +296,8 @@ async function main(): Promise<void> {
       stream.respond({ ":status": 200, "content-type": "application/grpc" });
       watchStreams.add(ws);
       stream.on("close", () => watchStreams.delete(ws));
-      onFrames(stream, (message) => {
-        const request = fields(message).bytes;
+      stream.on("data", messageSplitter((buf, start, end) => {
+        const request = fields(buf.subarray(start, end)).bytes;
         const cancel = request.get(2);
         if (cancel) {
           const id = fields(cancel).ints.get(1) ?? 0;
@@ -340,7 +312,7 @@ async function main(): Promise<void> {
         const w: Watch = { id, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0), head: new Writer().varint(2, id).done() };
         ws.watches.push(w);
         stream.write(frame(new Writer().bytesField(1, header(revision)).varint(2, w.id).varint(3, 1).done()));
-      });
+      }));
     } else {
       stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12", "grpc-message": "unimplemented" }, { endStream: true });
     }

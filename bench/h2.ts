@@ -39,6 +39,25 @@ export function unframe(data: Buffer): Buffer {
   return data.subarray(5, 5 + len);
 }
 
+/**
+ * A stream's body as gRPC messages: feed it each chunk; `each` gets every
+ * whole message (its bytes are buf[start, end)) as soon as it is in.
+ */
+export function messageSplitter(each: (buf: Buffer, start: number, end: number) => void): (chunk: Buffer) => void {
+  let buf: Buffer = Buffer.alloc(0);
+  return (chunk) => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= 5) {
+      const len = buf.readUInt32BE(off + 1);
+      if (buf.length - off - 5 < len) break;
+      each(buf, off + 5, off + 5 + len);
+      off += 5 + len;
+    }
+    buf = buf.subarray(off);
+  };
+}
+
 /** One HTTP/2 connection issuing unary gRPC calls; calls time out through one shared timer. */
 /** The grpc-status and grpc-message of a call, from its headers or trailers (trailers-only responses put them in headers). */
 export class GrpcStatus {

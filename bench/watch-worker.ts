@@ -13,7 +13,8 @@
 import * as http2 from "node:http2";
 import { parentPort, workerData } from "node:worker_threads";
 import { codec, histIndex, HIST_BUCKETS, now } from "./issue3-common";
-import { frame } from "./h2";
+import { frame, messageSplitter } from "./h2";
+import { ProtoReader } from "./proto-reader";
 
 export interface WatchThreadSpec {
   endpoint: string;
@@ -67,39 +68,17 @@ const streamErrors: string[] = [];
 let pendingSeq: number[] = [];
 let pendingAt: number[] = [];
 
-// --- a protobuf reader over one message, no allocation ---
-let pos = 0;
-function varint(b: Buffer): number {
-  let r = 0;
-  let mul = 1;
-  let byte: number;
-  do {
-    byte = b[pos++];
-    r += (byte & 0x7f) * mul;
-    mul *= 128;
-  } while (byte & 0x80);
-  return r;
-}
-function skip(b: Buffer, wireType: number): void {
-  if (wireType === 0) varint(b);
-  else if (wireType === 2) {
-    const len = varint(b); // read first: `pos += varint(b)` would add to the old pos
-    pos += len;
-  }
-  else if (wireType === 1) pos += 8;
-  else if (wireType === 5) pos += 4;
-  else throw new Error(`unsupported wire type ${wireType}`);
-}
+const r = new ProtoReader();
 
 /** mvccpb.KeyValue: field 5 is the value. */
 function onKv(b: Buffer, end: number, received: number): void {
-  while (pos < end) {
-    const tag = varint(b);
+  while (r.pos < end) {
+    const tag = r.varint();
     if (tag >>> 3 === 5 && (tag & 7) === 2) {
-      const len = varint(b);
-      if (len >= 12) onValue(b.readUInt32LE(pos), b.readDoubleLE(pos + 4), received);
-      pos += len;
-    } else skip(b, tag & 7);
+      const len = r.varint();
+      if (len >= 12) onValue(b.readUInt32LE(r.pos), b.readDoubleLE(r.pos + 4), received);
+      r.pos += len;
+    } else r.skip(tag & 7);
   }
 }
 
@@ -121,38 +100,38 @@ function onValue(seq: number, sent: number, received: number): void {
 
 /** mvccpb.Event: field 2 is the kv. */
 function onEvent(b: Buffer, end: number, received: number): void {
-  while (pos < end) {
-    const tag = varint(b);
+  while (r.pos < end) {
+    const tag = r.varint();
     if (tag >>> 3 === 2 && (tag & 7) === 2) {
-      const len = varint(b);
-      const kvEnd = pos + len;
+      const len = r.varint();
+      const kvEnd = r.pos + len;
       onKv(b, kvEnd, received);
-      pos = kvEnd;
-    } else skip(b, tag & 7);
+      r.pos = kvEnd;
+    } else r.skip(tag & 7);
   }
 }
 
 /** etcdserverpb.WatchResponse: 3 created, 4 canceled, 6 cancel_reason, 11 events. */
 function onResponse(b: Buffer, start: number, end: number): void {
   const received = now();
-  pos = start;
-  while (pos < end) {
-    const tag = varint(b);
+  r.at(b, start);
+  while (r.pos < end) {
+    const tag = r.varint();
     const field = tag >>> 3;
     if (field === 3 && (tag & 7) === 0) {
-      if (varint(b)) created++;
+      if (r.varint()) created++;
     } else if (field === 4 && (tag & 7) === 0) {
-      if (varint(b)) canceled++;
+      if (r.varint()) canceled++;
     } else if (field === 6 && (tag & 7) === 2) {
-      const len = varint(b);
-      if (streamErrors.length < 5) streamErrors.push(`canceled: ${b.toString("utf8", pos, pos + len)}`);
-      pos += len;
+      const len = r.varint();
+      if (streamErrors.length < 5) streamErrors.push(`canceled: ${b.toString("utf8", r.pos, r.pos + len)}`);
+      r.pos += len;
     } else if (field === 11 && (tag & 7) === 2) {
-      const len = varint(b);
-      const evEnd = pos + len;
+      const len = r.varint();
+      const evEnd = r.pos + len;
       onEvent(b, evEnd, received);
-      pos = evEnd;
-    } else skip(b, tag & 7);
+      r.pos = evEnd;
+    } else r.skip(tag & 7);
   }
   progress[spec.thread] = totalEvents;
 }
@@ -167,17 +146,9 @@ function openStream(): void {
   session.on("connect", () => session.setLocalWindowSize(16 << 20));
   sessions.push(session);
   const stream = session.request({ ":method": "POST", ":path": "/etcdserverpb.Watch/Watch", "content-type": "application/grpc", te: "trailers" });
-  let buf: Buffer = Buffer.alloc(0);
+  const split = messageSplitter(onResponse);
   stream.on("data", (c: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, c]) : c;
-    let off = 0;
-    while (buf.length - off >= 5) {
-      const len = buf.readUInt32BE(off + 1);
-      if (buf.length - off - 5 < len) break;
-      onResponse(buf, off + 5, off + 5 + len);
-      off += 5 + len;
-    }
-    buf = buf.subarray(off);
+    split(c);
     if (!readySent && created >= total) {
       readySent = true;
       post({ type: "ready" });

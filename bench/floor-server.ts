@@ -24,9 +24,12 @@
  * After the answer, the put's event goes to every watch through mergekv's
  * own `ResponseBatch` (one WatchResponse per watch, as etcd and mergekv
  * send; each stream's responses in one write, at most TURN_FLUSH_BYTES a
- * turn): the fan-out is mergekv's, the rest is the least a put must do. No
- * revision bookkeeping, MVCC, validation, group commit or flow control: a
- * floor, not a server. Run as its own process:
+ * turn), to the watches whose range holds the key, found once per key (as
+ * mergekv's watch hub finds a key's cohort): the fan-out is mergekv's, the
+ * rest is the least a write must do. No revision bookkeeping, MVCC,
+ * validation or flow control (a stream's queue is not bounded: the
+ * benchmark's watchers keep up): a floor, not a server. A request that
+ * fails is answered INTERNAL with its message. Run as its own process:
  *   node dist/bench/floor-server.js PORT STAGE DATA_DIR
  */
 import * as http2 from "node:http2";
@@ -138,6 +141,8 @@ interface WatchStream {
   batch: ResponseBatch;
   watches: Watch[];
   nextId: number;
+  /** Per key, the heads of the watches it is in, in runs of one length (ResponseBatch.sendRun); dropped when the watches change. */
+  runs: Map<string, Buffer[][]>;
 }
 
 /** What ResponseBatch needs of a call: its frames written to the stream. */
@@ -147,7 +152,29 @@ function callOf(stream: http2.ServerHttp2Stream): ServerCall {
 
 function inRange(w: Watch, key: Buffer): boolean {
   if (w.rangeEnd.length === 0) return key.equals(w.key);
-  return Buffer.compare(key, w.key) >= 0 && (w.rangeEnd.equals(Buffer.from([0])) || Buffer.compare(key, w.rangeEnd) < 0);
+  const toEnd = w.rangeEnd.length === 1 && w.rangeEnd[0] === 0; // range_end "\0": every key from `key` on
+  return Buffer.compare(key, w.key) >= 0 && (toEnd || Buffer.compare(key, w.rangeEnd) < 0);
+}
+
+/** Keys whose watch runs a stream keeps at most (the benchmark's writer uses 64). */
+const RUNS_KEPT_MAX = 4_096;
+
+/** The stream's watches on `key`, their heads in runs of one length (the ids of a stream's first 128 watches are one byte). */
+function runsOf(ws: WatchStream, key: Buffer, k: string): Buffer[][] {
+  let runs = ws.runs.get(k);
+  if (!runs) {
+    const byLength = new Map<number, Buffer[]>();
+    for (const w of ws.watches) {
+      if (!inRange(w, key)) continue;
+      let run = byLength.get(w.head.length);
+      if (!run) byLength.set(w.head.length, (run = []));
+      run.push(w.head);
+    }
+    runs = [...byLength.values()];
+    if (ws.runs.size >= RUNS_KEPT_MAX) ws.runs.clear();
+    ws.runs.set(k, runs);
+  }
+  return runs;
 }
 
 async function main(): Promise<void> {
@@ -224,19 +251,7 @@ async function main(): Promise<void> {
     const kv = new Writer().bytesField(1, key).varint(2, v.created).varint(3, rev).varint(4, v.version).bytesField(5, value).done();
     const event = new Writer().bytesField(2, kv).done();
     const body = Buffer.concat([new Writer().bytesField(1, header(rev)).done(), new Writer().bytesField(11, event).done()]);
-    for (const ws of watchStreams) {
-      // Heads of one length go as one run (the ids of a stream's first 128 watches are one byte).
-      let run: Buffer[] = [];
-      for (const w of ws.watches) {
-        if (!inRange(w, key)) continue;
-        if (run.length > 0 && run[0].length !== w.head.length) {
-          ws.batch.sendRun(run, body);
-          run = [];
-        }
-        run.push(w.head);
-      }
-      if (run.length > 0) ws.batch.sendRun(run, body);
-    }
+    for (const ws of watchStreams) for (const run of runsOf(ws, key, k)) ws.batch.sendRun(run, body);
   };
 
   const put = async (body: Buffer): Promise<Buffer> => {
@@ -284,15 +299,17 @@ async function main(): Promise<void> {
       const chunks: Buffer[] = [];
       stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("end", () => {
-        void call(Buffer.concat(chunks).subarray(5)).then((body) => {
+        call(Buffer.concat(chunks).subarray(5)).then((body) => {
           if (stream.destroyed) return;
           stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
           stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
           stream.end(body);
+        }, (e: Error) => {
+          if (!stream.destroyed) stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "13", "grpc-message": encodeURIComponent(`floor-server: ${e.message}`) }, { endStream: true });
         });
       });
     } else if (route === "/etcdserverpb.Watch/Watch") {
-      const ws: WatchStream = { batch: new ResponseBatch(callOf(stream), Infinity, () => undefined), watches: [], nextId: 0 };
+      const ws: WatchStream = { batch: new ResponseBatch(callOf(stream), Infinity, () => undefined), watches: [], nextId: 0, runs: new Map() };
       stream.respond({ ":status": 200, "content-type": "application/grpc" });
       watchStreams.add(ws);
       stream.on("close", () => watchStreams.delete(ws));
@@ -302,6 +319,7 @@ async function main(): Promise<void> {
         if (cancel) {
           const id = fields(cancel).ints.get(1) ?? 0;
           ws.watches = ws.watches.filter((w) => w.id !== id);
+          ws.runs.clear();
           stream.write(frame(new Writer().bytesField(1, header(revision)).varint(2, id).varint(4, 1).done()));
           return;
         }
@@ -311,6 +329,7 @@ async function main(): Promise<void> {
         const id = ws.nextId++;
         const w: Watch = { id, key: f.get(1) ?? Buffer.alloc(0), rangeEnd: f.get(2) ?? Buffer.alloc(0), head: new Writer().varint(2, id).done() };
         ws.watches.push(w);
+        ws.runs.clear();
         stream.write(frame(new Writer().bytesField(1, header(revision)).varint(2, w.id).varint(3, 1).done()));
       }));
     } else {

@@ -270,27 +270,24 @@ function print(r: Issue3Results): void {
   };
   if (r.floor) {
     const targets = [...new Set(r.floor.map((f) => f.target))];
-    const watchRuns = (t: FloorTarget) => r.floor!.flatMap((f) => (f.workload === "watch" && f.target === t ? [f.run] : []));
-    const leaseRuns = (t: FloorTarget) => r.floor!.flatMap((f) => (f.workload === "lease" && f.target === t ? [f.run] : []));
     const intro = `bench/floor-server.ts does only the steps mergekv's design puts on every write, each stage adding one; median of ${String(r.settings.rounds)} rounds`;
-    if (r.floor.some((f) => f.workload === "watch")) {
-      const median = (t: FloorTarget) => { const runs = watchRuns(t); return runs.length ? pick(runs, runs[0].system, watchScore) : undefined; };
+    /** One workload's table: every target's median run (by `score`), as a row, with its ratio to etcd's. */
+    const section = <T extends { system: string }>(title: string, runsOf: (t: FloorTarget) => T[], score: (x: T) => number, unit: string, header: string[], row: (x: T) => string[]) => {
+      const median = (t: FloorTarget) => { const runs = runsOf(t); return runs.length ? pick(runs, runs[0].system, score) : undefined; };
       const etcdRun = median("etcd");
-      out.push(`\nWatch fan-out floor (${intro}):\nevents/s by round: ${targets.map((t) => `${t} ${watchRuns(t).map((x) => fmt(x.eventsPerSec)).join(", ")}`).join("; ")}\n` +
-        table(["server", "events/s", "/etcd", "puts/s", "put p50 ms", "ack->event p99 ms", "server cores", "loadgen cores", "server us/put"], targets.flatMap((t) => {
+      if (!etcdRun) return;
+      out.push(`\n${title} (${intro}):\n${unit} by round: ${targets.map((t) => `${t} ${runsOf(t).map((x) => fmt(score(x))).join(", ")}`).join("; ")}\n` +
+        table(["server", unit, "/etcd", ...header], targets.flatMap((t) => {
           const m = median(t);
-          return m ? [[t, fmt(m.eventsPerSec), ratio(m.eventsPerSec, etcdRun?.eventsPerSec), fmt(m.putsPerSec), fmt(m.putP50Ms, 2), fmt(m.p99Ms, 2), fmt(m.serverCores, 2), fmt(m.loadgenCores, 2), fmt(m.serverUsPerPut)]] : [];
+          return m ? [[t, fmt(score(m)), ratio(score(m), score(etcdRun)), ...row(m)]] : [];
         })));
-    }
-    if (r.floor.some((f) => f.workload === "lease")) {
-      const median = (t: FloorTarget) => { const runs = leaseRuns(t); return runs.length ? pick(runs, runs[0].system, leaseScore) : undefined; };
-      const etcdRun = median("etcd");
-      out.push(`\nLease churn floor (${intro}):\nops/s by round: ${targets.map((t) => `${t} ${leaseRuns(t).map((x) => fmt(x.opsPerSec)).join(", ")}`).join("; ")}\n` +
-        table(["server", "ops/s", "/etcd", "p50 ms", "p99 ms", "grant p50", "put p50", "revoke p50", "server cores", "server us/op"], targets.flatMap((t) => {
-          const m = median(t);
-          return m ? [[t, fmt(m.opsPerSec), ratio(m.opsPerSec, etcdRun?.opsPerSec), fmt(m.p50Ms, 2), fmt(m.p99Ms, 2), fmt(m.grantP50Ms, 2), fmt(m.putP50Ms, 2), fmt(m.revokeP50Ms, 2), fmt(m.serverCores, 2), fmt(m.serverUsPerOp)]] : [];
-        })));
-    }
+    };
+    section("Watch fan-out floor", (t) => r.floor!.flatMap((f) => (f.workload === "watch" && f.target === t ? [f.run] : [])), watchScore, "events/s",
+      ["puts/s", "put p50 ms", "ack->event p99 ms", "server cores", "loadgen cores", "server us/put"],
+      (m) => [fmt(m.putsPerSec), fmt(m.putP50Ms, 2), fmt(m.p99Ms, 2), fmt(m.serverCores, 2), fmt(m.loadgenCores, 2), fmt(m.serverUsPerPut)]);
+    section("Lease churn floor", (t) => r.floor!.flatMap((f) => (f.workload === "lease" && f.target === t ? [f.run] : [])), leaseScore, "ops/s",
+      ["p50 ms", "p99 ms", "grant p50", "put p50", "revoke p50", "server cores", "server us/op"],
+      (m) => [fmt(m.p50Ms, 2), fmt(m.p99Ms, 2), fmt(m.grantP50Ms, 2), fmt(m.putP50Ms, 2), fmt(m.revokeP50Ms, 2), fmt(m.serverCores, 2), fmt(m.serverUsPerOp)]);
   }
   if (r.lease) {
     const e = pick(r.lease, "etcd", leaseScore);
